@@ -1,0 +1,217 @@
+"""What every own-kernel engine shares with pymdp's legacy ``Agent``: its constructor, its policies,
+its action selection.
+
+Engines subclass :class:`LegacyAgent` and implement ``infer_states``, ``infer_policies``,
+``update_A`` and ``update_B`` with their own kernels. Everything that touches the random number
+generator stays here, in numpy, and calls numpy's global legacy ``RandomState`` exactly as
+``pymdp.legacy.control`` does (``np.random.choice`` on ties, ``np.random.multinomial`` for
+stochastic draws), so that an engine seeded like the reference draws the same actions.
+Semantics and constants: ``pymdp-legacy-spec.md`` (pymdp 1.0.4, ``pymdp/legacy``).
+"""
+
+import itertools
+
+import numpy as np
+
+#: ``spm_log_single`` stabiliser, ``legacy/maths.py:17``.
+EPS_VAL = 1e-16
+#: tie tolerance of ``select_highest``, ``legacy/control.py:1229``.
+TIE_TOL = 1e-8
+
+#: Keywords of the legacy Agent that an own-kernel engine accepts only at their default value.
+LEGACY_DEFAULTS = {
+    "H": None,
+    "pD": None,
+    "num_controls": None,
+    "inference_horizon": 1,
+    "control_fac_idx": None,
+    "policies": None,
+    "inference_algo": "VANILLA",
+    "inference_params": None,
+    "lr_pD": 1.0,
+    "use_BMA": True,
+    "policy_sep_prior": False,
+    "save_belief_hist": False,
+    "sophisticated": False,
+}
+
+
+def as_obj_array(arrays, name):
+    """pymdp's object-array convention: a plain ndarray is one factor/modality (squeezed, as ``to_obj_array``)."""
+    if arrays is None:
+        return None
+    if not isinstance(arrays, np.ndarray):
+        raise TypeError(f"{name} must be a numpy ndarray or an object array of ndarrays, got {type(arrays).__name__}")
+    if arrays.dtype != object:
+        out = np.empty(1, dtype=object)
+        out[0] = arrays.squeeze()
+        return out
+    return arrays
+
+
+def obj_array(items):
+    """An object array holding ``items`` (a list of arrays of possibly equal shapes)."""
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        out[i] = item
+    return out
+
+
+def check_distribution(name, array):
+    """Refuse a conditional distribution whose columns do not sum to one, naming the matrix and column.
+
+    Same test as ``legacy/utils.py:337-353`` (``np.allclose``), but the error says where.
+    """
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} holds NaN or inf")
+    if np.any(array < 0):
+        column = np.argwhere(array < 0)[0]
+        raise ValueError(f"{name} has a negative probability at index {tuple(int(i) for i in column)}")
+    sums = array.sum(axis=0)
+    bad = ~np.isclose(sums, 1.0)
+    if np.any(bad):
+        column = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} is not normalised: column {column} sums to {sums[column]:.6g}, not 1")
+
+
+def normalise(array):
+    """``norm_dist``: columns divided by their sums, no epsilon (``legacy/utils.py:324-326``)."""
+    return array / array.sum(axis=0)
+
+
+def softmax(x):
+    """``legacy/maths.py:363-371`` for a vector."""
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def construct_policies(num_controls, policy_len):
+    """All policies as a (P, H, F) int array, in legacy's lexicographic order (``legacy/control.py:953-993``)."""
+    digits = [range(n) for n in list(num_controls) * policy_len]
+    return np.array(list(itertools.product(*digits)), dtype=np.int64).reshape(-1, policy_len, len(num_controls))
+
+
+def select_highest(options):
+    """Index of the largest entry; entries within 1e-8 of the max are a tie broken by ``np.random.choice``."""
+    ties = np.flatnonzero(np.abs(options - options.max()) <= TIE_TOL)
+    if len(ties) > 1:
+        return int(ties[np.random.choice(len(ties))])
+    return int(ties[0])
+
+
+def sample(p):
+    """One draw from ``p`` through ``np.random.multinomial``, exactly as ``legacy/utils.py:39-42``."""
+    p = p.squeeze() if len(p) > 1 else p
+    return int(np.where(np.random.multinomial(1, p) == 1)[0][0])
+
+
+def action_marginals(q_pi, policies, num_controls):
+    """P_f(a) = sum of q_pi over policies whose first action on factor f is a, normalised."""
+    marginals = []
+    for f, n in enumerate(num_controls):
+        m = np.bincount(policies[:, 0, f], weights=q_pi, minlength=n)
+        marginals.append(m / m.sum())
+    return marginals
+
+
+class LegacyAgent:
+    """pymdp.legacy's Agent interface and bookkeeping; subclasses supply the numerical kernels.
+
+    Keyword arguments are those of ``pymdp.legacy.agent.Agent``; one an engine does not
+    implement raises ``TypeError`` naming it unless it is given at its legacy default.
+    """
+
+    #: dtype of beliefs and model arrays; float32 engines override it.
+    dtype = np.float64
+
+    def __init__(self, A, B, C=None, D=None, E=None, pA=None, pB=None, policy_len=1,
+                 gamma=16.0, alpha=16.0, use_utility=True, use_states_info_gain=True,
+                 use_param_info_gain=False, action_selection="deterministic", sampling_mode="marginal",
+                 modalities_to_learn="all", factors_to_learn="all", lr_pA=1.0, lr_pB=1.0,
+                 A_factor_list=None, B_factor_list=None, **other):
+        unsupported = [k for k, v in other.items() if k not in LEGACY_DEFAULTS or v != LEGACY_DEFAULTS[k]]
+        if unsupported:
+            raise TypeError(f"{type(self).__module__}.Agent does not support: {', '.join(sorted(unsupported))}")
+        if action_selection not in ("deterministic", "stochastic"):
+            raise ValueError(f"action_selection must be 'deterministic' or 'stochastic', got {action_selection!r}")
+        if sampling_mode not in ("marginal", "full"):
+            raise ValueError(f"sampling_mode must be 'marginal' or 'full', got {sampling_mode!r}")
+
+        self.pA = as_obj_array(pA, "pA")
+        self.pB = as_obj_array(pB, "pB")
+        A = as_obj_array(A, "A") if self.pA is None else obj_array([normalise(p) for p in self.pA])
+        B = as_obj_array(B, "B") if self.pB is None else obj_array([normalise(p) for p in self.pB])
+        for m, a in enumerate(A):
+            check_distribution(f"A[{m}]", a)
+        for f, b in enumerate(B):
+            check_distribution(f"B[{f}]", b)
+
+        self.num_obs = [a.shape[0] for a in A]
+        self.num_states = [b.shape[0] for b in B]
+        self.num_controls = [b.shape[-1] for b in B]
+        self.num_modalities, self.num_factors = len(A), len(B)
+        self.A_factor_list = A_factor_list or [list(range(self.num_factors))] * self.num_modalities
+        self.B_factor_list = B_factor_list or [[f] for f in range(self.num_factors)]
+        for m, factors in enumerate(self.A_factor_list):
+            expected = tuple(self.num_states[f] for f in factors)
+            if A[m].shape[1:] != expected:
+                raise ValueError(f"A[{m}] has shape {A[m].shape}; A_factor_list[{m}]={factors} needs (No, *{expected})")
+        for f, factors in enumerate(self.B_factor_list):
+            expected = (self.num_states[f], *(self.num_states[g] for g in factors), self.num_controls[f])
+            if B[f].shape != expected:
+                raise ValueError(f"B[{f}] has shape {B[f].shape}; B_factor_list[{f}]={factors} needs {expected}")
+        self.A, self.B = A, B
+
+        self.C = as_obj_array(C, "C") if C is not None else obj_array([np.zeros(n) for n in self.num_obs])
+        self.D = as_obj_array(D, "D") if D is not None else obj_array([np.ones(n) / n for n in self.num_states])
+        for f, d in enumerate(self.D):
+            check_distribution(f"D[{f}]", d)
+
+        self.policy_len = policy_len
+        self.policies = construct_policies(self.num_controls, policy_len)
+        self.E = np.ones(len(self.policies)) / len(self.policies) if E is None else np.asarray(E, dtype=float)
+        if self.E.shape != (len(self.policies),):
+            raise ValueError(f"E has shape {self.E.shape}; there are {len(self.policies)} policies")
+
+        self.gamma, self.alpha = gamma, alpha
+        self.use_utility, self.use_states_info_gain = use_utility, use_states_info_gain
+        self.use_param_info_gain = use_param_info_gain
+        self.action_selection, self.sampling_mode = action_selection, sampling_mode
+        self.modalities_to_learn = list(range(self.num_modalities)) if modalities_to_learn == "all" else list(modalities_to_learn)
+        self.factors_to_learn = list(range(self.num_factors)) if factors_to_learn == "all" else list(factors_to_learn)
+        self.lr_pA, self.lr_pB = lr_pA, lr_pB
+
+        self.qs = obj_array([np.ones(n, dtype=self.dtype) / n for n in self.num_states])
+        self.action = None
+        self.q_pi = None
+        self.G = None
+
+    @classmethod
+    def supports(cls, options):
+        """(True, "") if the engine can run a model with these options, else (False, reason).
+
+        ``options`` holds at least ``num_states``, ``num_obs``, ``num_controls``, ``policy_len``.
+        """
+        return True, ""
+
+    def sample_action(self):
+        """Legacy ``sample_action``: marginal or full, deterministic or stochastic, numpy's global RNG."""
+        if self.sampling_mode == "marginal":
+            action = np.zeros(self.num_factors)
+            for f, p in enumerate(action_marginals(np.asarray(self.q_pi, dtype=float), self.policies, self.num_controls)):
+                if self.action_selection == "deterministic":
+                    action[f] = select_highest(p)
+                else:
+                    action[f] = sample(softmax(np.log(p + EPS_VAL) * self.alpha))
+        else:
+            q_pi = np.asarray(self.q_pi, dtype=float)
+            if self.action_selection == "deterministic":
+                index = select_highest(q_pi)
+            else:
+                index = sample(softmax(np.log(q_pi + EPS_VAL) * self.alpha))
+            action = self.policies[index, 0, :].astype(float)
+        self.action = action
+        return action
+
+    def step_time(self):
+        """Kept for interface parity; VANILLA inference has no time-dependent state."""

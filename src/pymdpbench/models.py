@@ -1,0 +1,95 @@
+"""Generative models to benchmark: seeded random POMDPs, sparse-structured ones, and named models.
+
+A :class:`Model` holds pymdp's legacy arrays (object arrays A, B, C, D, optional E, pA, pB and
+factor lists) and turns them into the keyword arguments of any engine.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pymdpbench.engines.base import obj_array
+
+
+@dataclass
+class Model:
+    """A discrete POMDP in pymdp's legacy layout."""
+
+    name: str
+    A: np.ndarray
+    B: np.ndarray
+    C: np.ndarray
+    D: np.ndarray
+    E: np.ndarray | None = None
+    pA: np.ndarray | None = None
+    pB: np.ndarray | None = None
+    A_factor_list: list | None = None
+    B_factor_list: list | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_states(self):
+        return [b.shape[0] for b in self.B]
+
+    @property
+    def num_obs(self):
+        return [a.shape[0] for a in self.A]
+
+    @property
+    def num_controls(self):
+        return [b.shape[-1] for b in self.B]
+
+    @property
+    def nbytes(self):
+        """Bytes of A and B as dense float64 arrays."""
+        return int(sum(a.nbytes for a in self.A) + sum(b.nbytes for b in self.B))
+
+    def agent_kwargs(self):
+        """Keyword arguments for any engine's ``Agent`` (pymdp.legacy's names)."""
+        kwargs = {"A": self.A, "B": self.B, "C": self.C, "D": self.D}
+        for key in ("E", "pA", "pB", "A_factor_list", "B_factor_list"):
+            value = getattr(self, key)
+            if value is not None:
+                kwargs[key] = value
+        return kwargs
+
+
+def _random_columns(rng, shape, density):
+    """Columns (axis 0) drawn from a Dirichlet, a share ``1 - density`` of entries zeroed (one kept per column)."""
+    x = rng.gamma(1.0, size=shape)
+    if density < 1.0:
+        keep = rng.random(shape) < density
+        top = x.argmax(axis=0)
+        np.put_along_axis(keep, top[None], True, axis=0)
+        x = np.where(keep, x, 0.0)
+    return x / x.sum(axis=0)
+
+
+def random_model(seed, num_states, num_obs, num_controls, A_factor_list=None, B_factor_list=None,
+                 density=1.0, c_scale=1.0, E_policy_len=None, dirichlet=False, name=None):
+    """A seeded random POMDP.
+
+    ``density`` < 1 zeroes that share of A and B entries (every column keeps one), which makes
+    the [A>0] masks of learning and the exp(-16) truncation of the info gain matter.
+    ``dirichlet=True`` also returns pA, pB (concentrations) so learning and parameter info
+    gain can run; then A = norm(pA), as the legacy Agent sets it. ``E_policy_len`` draws a
+    non-uniform policy prior E for that policy length.
+    """
+    rng = np.random.default_rng(seed)
+    F, M = len(num_states), len(num_obs)
+    A_factor_list = A_factor_list or [list(range(F))] * M
+    B_factor_list = B_factor_list or [[f] for f in range(F)]
+    A = obj_array([_random_columns(rng, (num_obs[m], *[num_states[f] for f in A_factor_list[m]]), density)
+                   for m in range(M)])
+    B = obj_array([_random_columns(rng, (num_states[f], *[num_states[g] for g in B_factor_list[f]], num_controls[f]), density)
+                   for f in range(F)])
+    C = obj_array([c_scale * rng.standard_normal(n) for n in num_obs])
+    D = obj_array([_random_columns(rng, (n,), 1.0) for n in num_states])
+    model = Model(name or "random", A, B, C, D, A_factor_list=A_factor_list, B_factor_list=B_factor_list,
+                  meta={"seed": seed, "density": density})
+    if E_policy_len:
+        model.E = _random_columns(rng, (int(np.prod(num_controls)) ** E_policy_len,), 1.0)
+    if dirichlet:
+        model.pA = obj_array([a * rng.uniform(1.0, 10.0) for a in A])
+        model.pB = obj_array([b * rng.uniform(1.0, 10.0) for b in B])
+    return model
