@@ -1,0 +1,9 @@
+"""Snakemake script: merge a study's validated cell files into one table."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from pymdpbench.results import merge  # noqa: E402
+
+merge(snakemake.input, snakemake.output[0])  # noqa: F821

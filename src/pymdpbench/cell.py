@@ -1,0 +1,131 @@
+"""One grid cell: a study's model, one engine, the correctness gate, timing and memory -> one row.
+
+The order inside a cell: seed -> model -> resource guard -> warm-up agent (its first step holds the
+JIT compilation or cache load) -> gate agent replays the seeded observations and is compared
+with the reference trajectory -> the same, now warm, agent is timed -> memory is measured on a
+few more steps. The standard variant writes the reference trajectory the others compare with.
+"""
+
+import itertools
+import zlib
+
+import numpy as np
+
+from pymdpbench import gate, harness, results, stats
+from pymdpbench.engines import get_engine
+from pymdpbench.studies import get_study
+
+#: bytes per stored matrix entry, for the resource guard (sparse: value + column index, times density).
+BYTES_PER_ENTRY = {"float32": 4, "sparse": 12}
+
+
+def cell_seed(master_seed, study, cell):
+    """Deterministic seed of a grid point: the master seed and a CRC of "study/cell".
+
+    Independent of the variant, so every variant of a point sees the same model and observations.
+    """
+    return int(np.random.SeedSequence([master_seed, zlib.crc32(f"{study}/{cell}".encode())]).generate_state(1)[0])
+
+
+def derived_seeds(seed):
+    """(model, observations, actions) seeds spawned from a cell seed."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3)]
+
+
+def estimated_bytes(study, point, variant):
+    """Model bytes this variant would hold for the point, before anything is built."""
+    entries, density = study.model_entries(point)
+    per_entry = BYTES_PER_ENTRY.get(variant, 8)
+    return int(entries * per_entry * (density if variant == "sparse" else 1.0))
+
+
+def held_bytes(arrays):
+    """Bytes of A or B as an engine holds them: numpy arrays, scipy.sparse matrices, JAX arrays, nested lists."""
+    if hasattr(arrays, "indptr"):
+        return int(arrays.data.nbytes + arrays.indices.nbytes + arrays.indptr.nbytes)
+    if isinstance(arrays, np.ndarray) and arrays.dtype != object:
+        return int(arrays.nbytes)
+    if hasattr(arrays, "nbytes") and not isinstance(arrays, np.ndarray):
+        return int(arrays.nbytes)
+    return int(sum(held_bytes(a) for a in arrays))
+
+
+def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_cap_bytes=None,
+             reference_path=None, write_reference=None, engine=None):
+    """Measure one (study, point, variant) and return its row (a dict of the row schema).
+
+    ``engine`` is the variant's "module:Class" path when it is not a registered name.
+    """
+    blas = harness.apply_threads(threads)
+    study = get_study(study_name)
+    seed = cell_seed(master_seed, study_name, point["cell"])
+    model_seed, obs_seed, action_seed = derived_seeds(seed)
+    row = {"study": study_name, "cell": point["cell"], "variant": variant, "seed": seed,
+           "threads": threads, "tolerance": None, **study.row_parameters(point)}
+
+    Agent = get_engine(engine or variant)
+    supported, reason = Agent.supports(study.options(point))
+    needed = estimated_bytes(study, point, variant)
+    if supported and memory_cap_bytes and needed > memory_cap_bytes:
+        supported, reason = False, f"model needs ~{needed / 2**20:.0f} MiB > memory cap {memory_cap_bytes / 2**20:.0f} MiB"
+    if not supported:
+        return {**row, "status": "skipped", "reason": reason, "gate_pass": None}
+
+    model = study.build_model(point, model_seed)
+    kwargs = {**model.agent_kwargs(), **study.agent_options(point)}
+    observations = gate.observation_sequence(obs_seed, model.num_obs, timing["gate_steps"])
+
+    warm = Agent(**kwargs)
+    _, first_step_s = harness.timed(lambda: gate.run_trajectory(warm, observations[:1], action_seed))
+
+    agent, setup_time_s = harness.timed(lambda: Agent(**kwargs))
+    forced = None
+    if reference_path is not None and getattr(Agent, "replays_reference_actions", False):
+        forced = gate.Trajectory.load(reference_path).actions
+    trajectory = gate.run_trajectory(agent, observations, action_seed, forced_actions=forced)
+    if write_reference is not None:
+        trajectory.save(write_reference)
+    row.update(_gate_row(Agent, trajectory, reference_path))
+
+    cycle = itertools.cycle(observations)
+    step = lambda: study.step(agent, [int(o) for o in next(cycle)])  # noqa: E731
+    inner = harness.calibrate(step, timing["min_sample_s"])
+    monitor = harness.Monitor(f"{study_name}/{point['cell']}/{variant}", timing["samples"])
+    samples = harness.time_samples(step, timing["samples"], inner, monitor)
+    load = harness.load_average()
+    traced_peak, rss_peak = harness.peak_memory(lambda: [step() for _ in range(timing["memory_steps"])])
+
+    summary = stats.summarise(samples, timing["unstable_iqr_ratio"], seed=seed % 2**32)
+    q_pi = trajectory.q_pi[-1]
+    row.update({
+        "status": "ok", "reason": "", "model": model.name,
+        "n_policies": len(agent.policies),
+        "model_bytes": held_bytes(agent.A) + held_bytes(agent.B),
+        "setup_time_s": setup_time_s,
+        "compile_time_s": max(0.0, first_step_s - summary["step_time_s"]),
+        "samples_s": samples, "inner_loops": inner, **summary,
+        "tracemalloc_peak_bytes": traced_peak, "rss_peak_bytes": rss_peak,
+        "q_pi_entropy": float(-np.sum(q_pi * np.log(q_pi + 1e-16))),
+        "blas_threads": ",".join(f"{k}={v}" for k, v in sorted(blas.items())),
+        "load_avg_1m": load,
+        "rolling_mean_s": monitor.rolling_mean_s, "rolling_std_s": monitor.rolling_std_s,
+        "rss_trace_bytes": monitor.rss_trace_bytes,
+    })
+    return row
+
+
+def write_cell(out_path, **cell):
+    """Measure a cell and write its row to ``out_path`` atomically, with the environment in the metadata."""
+    row = run_cell(**cell)
+    results.write_rows([row], out_path, harness.environment())
+    return row
+
+
+def _gate_row(Agent, trajectory, reference_path):
+    """Deviation from the reference trajectory and pass/fail; the reference itself passes trivially."""
+    tolerance = getattr(Agent, "tolerance", gate.TOLERANCE["float64"])
+    if reference_path is None:
+        dev = gate.deviation(trajectory, trajectory)
+    else:
+        dev = gate.deviation(gate.Trajectory.load(reference_path), trajectory)
+    return {**dev, "tolerance": tolerance, "gate_pass": gate.passes(dev, tolerance)}

@@ -1,0 +1,134 @@
+"""The one row schema, atomic Parquet writes, and the merge of cell files into study tables.
+
+A cell file holds the rows of one (study, grid point, variant); its metadata holds the schema
+version and the environment it ran in (``harness.environment()``).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = "1"
+
+# column -> (type, unit, meaning). The only place the row layout is written down.
+COLUMNS = {
+    "study": (pa.string(), "", "study name: inference, planning, ..."),
+    "cell": (pa.string(), "", "grid point id, e.g. s16-o8-a4-h1"),
+    "variant": (pa.string(), "", "engine: standard, numba, sparse, float32, jax, or module:Class"),
+    "model": (pa.string(), "", "model name: random, a GNN file, a pymdp environment"),
+    "status": (pa.string(), "", "ok | skipped (reason says why)"),
+    "reason": (pa.string(), "", "why a cell was skipped, empty when ok"),
+    "p_states": (pa.int64(), "states", "hidden states per factor"),
+    "p_obs": (pa.int64(), "outcomes", "outcomes per modality"),
+    "p_actions": (pa.int64(), "actions", "actions per controllable factor"),
+    "p_horizon": (pa.int64(), "steps", "policy length"),
+    "p_factors": (pa.int64(), "", "hidden-state factors"),
+    "p_modalities": (pa.int64(), "", "observation modalities"),
+    "seed": (pa.int64(), "", "cell seed, derived from the master seed and the grid point"),
+    "n_policies": (pa.int64(), "", "number of policies evaluated"),
+    "model_bytes": (pa.int64(), "B", "bytes of the model arrays as this engine holds them"),
+    "setup_time_s": (pa.float64(), "s", "Agent construction"),
+    "compile_time_s": (pa.float64(), "s", "first step minus a steady step: JIT compilation / cache load"),
+    "samples_s": (pa.list_(pa.float64()), "s", "raw samples: seconds per step, each averaged over inner_loops steps"),
+    "inner_loops": (pa.int64(), "", "steps per sample (calibrated so a sample lasts >= min_sample_s)"),
+    "step_time_s": (pa.float64(), "s", "median of samples_s"),
+    "step_time_iqr_s": (pa.float64(), "s", "interquartile range of samples_s"),
+    "ci_low_s": (pa.float64(), "s", "bootstrap 95% CI of the median, low"),
+    "ci_high_s": (pa.float64(), "s", "bootstrap 95% CI of the median, high"),
+    "stable": (pa.bool_(), "", "IQR <= unstable_iqr_ratio * median"),
+    "tracemalloc_peak_bytes": (pa.int64(), "B", "peak Python/numpy allocation during steps"),
+    "rss_peak_bytes": (pa.int64(), "B", "peak resident set size of the process during steps"),
+    "q_pi_entropy": (pa.float64(), "nats", "entropy of q_pi at the last gate step"),
+    "dev_qs": (pa.float64(), "", "max |qs - qs_standard| over the gate trajectory"),
+    "dev_q_pi": (pa.float64(), "", "max |q_pi - q_pi_standard|"),
+    "dev_G": (pa.float64(), "", "max |G - G_standard|"),
+    "dev_G_rel": (pa.float64(), "", "max |G - G_standard| / max(1, |G_standard|)"),
+    "n_action_diff": (pa.int64(), "steps", "gate steps where the chosen action differs"),
+    "tolerance": (pa.float64(), "", "gate tolerance of this engine"),
+    "gate_pass": (pa.bool_(), "", "all deviations within tolerance and no differing action"),
+    "threads": (pa.int64(), "", "threads the rule declared (BLAS, OpenMP, numba, XLA)"),
+    "blas_threads": (pa.string(), "", "threads each loaded BLAS/OpenMP pool really uses (threadpoolctl)"),
+    "load_avg_1m": (pa.float64(), "", "machine 1-minute load average at the end of timing"),
+    "rolling_mean_s": (pa.list_(pa.float64()), "s", "live monitor: rolling mean of step time"),
+    "rolling_std_s": (pa.list_(pa.float64()), "s", "live monitor: rolling std of step time"),
+    "rss_trace_bytes": (pa.list_(pa.int64()), "B", "live monitor: RSS after each sample"),
+}
+
+SCHEMA = pa.schema([pa.field(name, typ) for name, (typ, _, _) in COLUMNS.items()])
+
+
+class ResultError(ValueError):
+    """A cell file that is not one of ours: unreadable, truncated, or of another schema."""
+
+
+def write_table(table, path, metadata=None):
+    """Write ``table`` to ``path`` atomically: a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {b"pymdpbench_schema_version": SCHEMA_VERSION.encode()}
+    for key, value in (metadata or {}).items():
+        meta[key.encode()] = json.dumps(value, default=str).encode()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def rows_to_table(rows):
+    """Rows (dicts) to a table of exactly SCHEMA; a column missing from a row is null."""
+    unknown = {key for row in rows for key in row} - set(COLUMNS)
+    if unknown:
+        raise KeyError(f"row has columns not in the schema: {sorted(unknown)}")
+    return pa.Table.from_pylist([{name: row.get(name) for name in COLUMNS} for row in rows], schema=SCHEMA)
+
+
+def write_rows(rows, path, environment):
+    write_table(rows_to_table(rows), path, {"environment": environment})
+
+
+def read_cell(path):
+    """Read and validate one cell file; a corrupt, truncated or foreign file raises ResultError naming it."""
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for damaged files
+        raise ResultError(f"{path}: not a readable Parquet file ({err})") from err
+    version = (table.schema.metadata or {}).get(b"pymdpbench_schema_version")
+    if version != SCHEMA_VERSION.encode():
+        raise ResultError(f"{path}: schema version {version!r}, expected {SCHEMA_VERSION!r}")
+    if not table.schema.remove_metadata().equals(SCHEMA):
+        missing = sorted(set(SCHEMA.names) - set(table.schema.names))
+        raise ResultError(f"{path}: columns differ from the row schema (missing: {missing})")
+    return table
+
+
+def environment_of(path):
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(b"environment", b"{}"))
+
+
+def merge(paths, out_path):
+    """Concatenate validated cell files into one study table (atomically); returns it as pandas."""
+    tables = [read_cell(p) for p in sorted(map(str, paths))]
+    if not tables:
+        raise ResultError(f"{out_path}: no cell files to merge")
+    merged = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+    write_table(merged, out_path, {"environment": environment_of(sorted(map(str, paths))[0])})
+    return merged.to_pandas()
+
+
+def write_text(path, text):
+    """Write a text file atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,64 @@
+"""Statistics on timing samples: pure functions, no I/O, scipy.stats for everything it has."""
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+
+
+def summarise(samples, unstable_iqr_ratio, seed=0):
+    """Median, IQR, bootstrap 95 % CI of the median, and a stability flag.
+
+    A cell is unstable when its IQR exceeds ``unstable_iqr_ratio`` × median: its samples spread
+    too wide for the median to mean much (a busy machine, frequency scaling, GC).
+    """
+    x = np.asarray(samples, dtype=float)
+    median = float(np.median(x))
+    q1, q3 = np.percentile(x, [25, 75])
+    if len(x) > 1 and np.ptp(x) > 0:
+        ci = stats.bootstrap((x,), np.median, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
+                             method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    else:
+        low = high = median
+    iqr = float(q3 - q1)
+    return {"step_time_s": median, "step_time_iqr_s": iqr, "ci_low_s": low, "ci_high_s": high,
+            "stable": bool(iqr <= unstable_iqr_ratio * median)}
+
+
+def _median_ratio(baseline, variant, axis=-1):
+    return np.median(baseline, axis=axis) / np.median(variant, axis=axis)
+
+
+def speedup(baseline_samples, variant_samples, seed=0):
+    """Speed-up = median(baseline) / median(variant), its bootstrap 95 % CI, and a two-sided
+    Mann–Whitney U p-value for "the two time distributions differ"."""
+    b = np.asarray(baseline_samples, dtype=float)
+    v = np.asarray(variant_samples, dtype=float)
+    ratio = float(_median_ratio(b, v))
+    if len(b) > 1 and len(v) > 1:
+        ci = stats.bootstrap((b, v), _median_ratio, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
+                             method="percentile", vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+        p_value = float(stats.mannwhitneyu(b, v, alternative="two-sided").pvalue)
+    else:
+        low = high = ratio
+        p_value = float("nan")
+    return {"speedup": ratio, "speedup_ci_low": low, "speedup_ci_high": high, "p_value": p_value}
+
+
+def adjust_pvalues(p_values):
+    """Benjamini–Hochberg adjustment over all cells compared (NaN stays NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return out
+
+
+def geometric_mean(values):
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(stats.gmean(v)) if len(v) else float("nan")

@@ -1,0 +1,46 @@
+# One rule per kind of cell: a grid point and a variant -> one Parquet file.
+# Declare bench_slot=1 on every timed cell: `--resources bench_slot=1` then serialises timing.
+
+
+ruleorder: reference > variant_cell
+
+
+rule reference:
+    """pymdp's standard agent: its row and the reference trajectory every other variant is checked against."""
+    output:
+        cell="results/cells/{study}/{cell}/standard.parquet",
+        reference="results/cells/{study}/{cell}/reference.npz",
+    log:
+        "results/logs/{study}/{cell}/standard.log",
+    params:
+        point=point_of,
+        engine=ENGINES["standard"],
+        seed=config["seed"],
+        timing=config["timing"],
+        memory_cap_bytes=memory_cap_bytes(),
+    threads: config["threads"]
+    resources:
+        bench_slot=1,
+    script:
+        "../../scripts/run_cell.py"
+
+
+rule variant_cell:
+    """Any other variant, replaying the reference's observations and compared with its trajectory."""
+    input:
+        reference="results/cells/{study}/{cell}/reference.npz",
+    output:
+        cell="results/cells/{study}/{cell}/{variant}.parquet",
+    log:
+        "results/logs/{study}/{cell}/{variant}.log",
+    params:
+        point=point_of,
+        engine=engine_path,
+        seed=config["seed"],
+        timing=config["timing"],
+        memory_cap_bytes=memory_cap_bytes(),
+    threads: config["threads"]
+    resources:
+        bench_slot=1,
+    script:
+        "../../scripts/run_cell.py"

@@ -1,0 +1,67 @@
+# The grid: config -> studies -> points -> cell files. Named functions only; rules stay declarative.
+import sys
+import time
+
+from pymdpbench.engines import ENGINES
+from pymdpbench.studies import get_study
+
+ENGINE_PATHS = {**ENGINES, **config.get("custom_variants", {})}
+UNKNOWN_VARIANTS = sorted(set(config["variants"]) - set(ENGINE_PATHS))
+if UNKNOWN_VARIANTS:
+    raise ValueError(
+        f"config key 'variants': unknown {UNKNOWN_VARIANTS}; known: {sorted(ENGINE_PATHS)} "
+        "(add your own under 'custom_variants')"
+    )
+# The reference runs in every grid point, whether or not it is listed.
+VARIANTS = ["standard"] + [v for v in config["variants"] if v != "standard"]
+POINTS = {
+    study: {point["cell"]: point for point in get_study(study).points(settings)}
+    for study, settings in config["studies"].items()
+}
+STUDY_FIGURES = {
+    "inference": ["scaling", "speedup", "deviation"],
+    "planning": ["horizon", "speedup", "deviation"],
+}
+RUN_STARTED = time.time()
+COMMAND_LINE = " ".join(sys.argv)
+
+
+wildcard_constraints:
+    study="|".join(POINTS) or "none",
+    cell=r"[A-Za-z0-9_.-]+",
+    variant=r"[A-Za-z][A-Za-z0-9_]*",
+    figure=r"[a-z_]+",
+
+
+def point_of(wildcards):
+    return POINTS[wildcards.study][wildcards.cell]
+
+
+def engine_path(wildcards):
+    return ENGINE_PATHS[wildcards.variant]
+
+
+def cell_files(wildcards):
+    return [
+        f"results/cells/{wildcards.study}/{cell}/{variant}.parquet"
+        for cell in POINTS[wildcards.study]
+        for variant in VARIANTS
+    ]
+
+
+def memory_cap_bytes():
+    return int(config["memory_cap_mb"] * 2**20)
+
+
+def all_outputs():
+    outputs = []
+    for study in POINTS:
+        outputs.append(f"results/{study}.parquet")
+        outputs.append(f"results/tables/{study}.md")
+        outputs += expand(
+            "results/figures/{study}/{figure}.{ext}",
+            study=study,
+            figure=STUDY_FIGURES[study],
+            ext=["pdf", "png"],
+        )
+    return outputs
