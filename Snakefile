@@ -1,7 +1,10 @@
 from snakemake.utils import validate
 
 
-configfile: "config/config.yaml"
+# The default grid; a --configfile replaces it rather than extending it, so a config says all it runs.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -15,3 +18,7 @@ include: "workflow/rules/aggregate.smk"
 rule all:
     input:
         all_outputs(),
+
+
+onsuccess:
+    write_run_manifest()

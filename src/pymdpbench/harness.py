@@ -179,3 +179,28 @@ class Monitor:
                   f"step {self.rolling_mean_s[-1] * 1e6:.1f} us ± {self.rolling_std_s[-1] * 1e6:.1f} "
                   f"(rolling {self.window}), rss {self.rss_trace_bytes[-1] / 2**20:.0f} MiB",
                   file=self.stream, flush=True)
+
+
+def write_manifest(path, command, config, profile, config_files, started, ended):
+    """``results/manifest.json``: everything a stranger needs to rerun this run the same way."""
+    import datetime
+    import json
+    import uuid
+
+    from pymdpbench.results import write_text
+
+    def iso(t):
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat()
+
+    manifest = {
+        "run_id": f"{datetime.datetime.fromtimestamp(started, datetime.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "command": command,
+        "profile": profile,
+        "config_files": list(config_files),
+        "config": config,
+        "started": iso(started),
+        "ended": iso(ended),
+        "environment": environment(),
+    }
+    write_text(path, json.dumps(manifest, indent=2, default=str) + "\n")
+    return manifest

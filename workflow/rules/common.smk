@@ -1,4 +1,5 @@
 # The grid: config -> studies -> points -> cell files. Named functions only; rules stay declarative.
+import os
 import sys
 import time
 
@@ -65,3 +66,25 @@ def all_outputs():
             ext=["pdf", "png"],
         )
     return outputs
+
+
+def profile_used():
+    """The profile named on the command line, else the workflow's default profile if present."""
+    for flag in ("--workflow-profile", "--profile"):
+        if flag in sys.argv[:-1]:
+            return sys.argv[sys.argv.index(flag) + 1]
+    return "workflow/profiles/default" if os.path.isdir("workflow/profiles/default") else None
+
+
+def write_run_manifest():
+    from pymdpbench.harness import write_manifest
+
+    write_manifest(
+        "results/manifest.json",
+        command=COMMAND_LINE,
+        config=config,
+        profile=profile_used(),
+        config_files=workflow.overwrite_configfiles or ["config/config.yaml"],
+        started=RUN_STARTED,
+        ended=time.time(),
+    )

@@ -1,0 +1,24 @@
+"""Check that a finished run holds every expected row: each grid point x each variant, all gated."""
+
+import sys
+
+import pandas as pd
+import yaml
+
+from pymdpbench.studies import get_study
+
+config = yaml.safe_load(open(sys.argv[1]))
+variants = {"standard", *config["variants"]}
+failures = []
+for study, settings in config["studies"].items():
+    df = pd.read_parquet(f"results/{study}.parquet")
+    expected = {(p["cell"], v) for p in get_study(study).points({"max_size_product": 10**12, **settings}) for v in variants}
+    found = set(zip(df["cell"], df["variant"]))
+    if found != expected:
+        failures.append(f"{study}: missing {sorted(expected - found)}, unexpected {sorted(found - expected)}")
+    ran = df[df["status"] == "ok"]
+    if not ran["gate_pass"].all():
+        failures.append(f"{study}: gate failed in {sorted(zip(ran[~ran['gate_pass']]['cell'], ran[~ran['gate_pass']]['variant']))}")
+    print(f"{study}: {len(df)} rows, {len(ran)} ran, {int(ran['gate_pass'].sum())} passed the gate")
+if failures:
+    sys.exit("\n".join(failures))

@@ -1,0 +1,56 @@
+"""Row schema, atomic writes, validation on read, merge."""
+
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pymdpbench import results
+
+
+def row(cell, variant="standard", **extra):
+    return {"study": "inference", "cell": cell, "variant": variant, "status": "ok", "reason": "",
+            "samples_s": [1e-3, 2e-3], "step_time_s": 1.5e-3, "gate_pass": True, **extra}
+
+
+def test_write_and_read_roundtrip(tmp_path):
+    path = tmp_path / "c.parquet"
+    results.write_rows([row("s4")], path, {"numpy": "x"})
+    table = results.read_cell(path)
+    assert table.num_rows == 1
+    assert table.column("samples_s").to_pylist() == [[1e-3, 2e-3]]
+    assert results.environment_of(path) == {"numpy": "x"}
+    assert not [p for p in os.listdir(tmp_path) if "tmp" in p]
+
+
+def test_unknown_column_is_refused():
+    with pytest.raises(KeyError, match="colour"):
+        results.rows_to_table([row("s4", colour="red")])
+
+
+def test_merge_concatenates_cells(tmp_path):
+    paths = []
+    for i, cell in enumerate(["s4", "s8", "s16"]):
+        path = tmp_path / f"{cell}.parquet"
+        results.write_rows([row(cell, p_states=4 * 2**i)], path, {})
+        paths.append(path)
+    merged = results.merge(paths, tmp_path / "study.parquet")
+    assert sorted(merged["cell"]) == ["s16", "s4", "s8"]
+    assert results.read_cell(tmp_path / "study.parquet").num_rows == 3
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "garbage"])
+def test_merge_names_a_bad_file(tmp_path, damage):
+    good = tmp_path / "good.parquet"
+    results.write_rows([row("s4")], good, {})
+    bad = tmp_path / "bad.parquet"
+    if damage == "truncated":
+        bad.write_bytes(good.read_bytes()[:200])
+    elif damage == "foreign":
+        pq.write_table(pa.table({"x": [1, 2]}), bad)
+    else:
+        bad.write_text("not parquet at all")
+    with pytest.raises(results.ResultError, match="bad.parquet"):
+        results.merge([good, bad], tmp_path / "study.parquet")
+    assert not (tmp_path / "study.parquet").exists()
