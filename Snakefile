@@ -11,6 +11,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/cells.smk"
 include: "workflow/rules/aggregate.smk"
 
