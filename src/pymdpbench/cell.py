@@ -76,13 +76,15 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     observations = gate.observation_sequence(obs_seed, model.num_obs, timing["gate_steps"])
 
     warm = Agent(**kwargs)
-    _, first_step_s = harness.timed(lambda: gate.run_trajectory(warm, observations[:1], action_seed))
+    _, first_step_s = harness.timed(lambda: gate.run_trajectory(warm, observations[:1], action_seed,
+                                                                learning=study.gate_learning))
 
     agent, setup_time_s = harness.timed(lambda: Agent(**kwargs))
     forced = None
     if reference_path is not None and getattr(Agent, "replays_reference_actions", False):
         forced = gate.Trajectory.load(reference_path).actions
-    trajectory = gate.run_trajectory(agent, observations, action_seed, forced_actions=forced)
+    trajectory = gate.run_trajectory(agent, observations, action_seed, learning=study.gate_learning,
+                                     forced_actions=forced)
     if write_reference is not None:
         trajectory.save(write_reference)
     row.update(_gate_row(Agent, trajectory, reference_path))
@@ -98,7 +100,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     summary = stats.summarise(samples, timing["unstable_iqr_ratio"], seed=seed % 2**32)
     q_pi = trajectory.q_pi[-1]
     row.update({
-        "status": "ok", "reason": "", "model": model.name,
+        "status": "ok", "reason": "",
         "n_policies": len(agent.policies),
         "model_bytes": held_bytes(agent.A) + held_bytes(agent.B),
         "setup_time_s": setup_time_s,
@@ -111,6 +113,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
         "rolling_mean_s": monitor.rolling_mean_s, "rolling_std_s": monitor.rolling_std_s,
         "rss_trace_bytes": monitor.rss_trace_bytes,
     })
+    row.update(study.measure(Agent, kwargs, point, seed, timing))
     return row
 
 

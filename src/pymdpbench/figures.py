@@ -32,9 +32,9 @@ def _errorbars(ax, data, x, y, low, high):
 
 
 def scaling(df, fig):
-    """Time per step against states, log-log, one line per variant (and actions)."""
+    """Time per step against states, log-log, one line per variant (and actions); random models."""
     ax = fig.add_subplot()
-    ok = df[df["status"] == "ok"]
+    ok = df[(df["status"] == "ok") & (df["model"] == "random")]
     sns.lineplot(data=ok, x="p_states", y="step_time_s", hue="variant", style="p_actions", markers=True,
                  palette=PALETTE, ax=ax, errorbar=None)
     _errorbars(ax, ok, "p_states", "step_time_s", "ci_low_s", "ci_high_s")
@@ -42,8 +42,8 @@ def scaling(df, fig):
 
 
 def horizon(df, fig):
-    """Time per step and number of policies against the planning horizon."""
-    ok = df[df["status"] == "ok"]
+    """Time per step and number of policies against the planning horizon; random models."""
+    ok = df[(df["status"] == "ok") & (df["model"] == "random")]
     ax_time, ax_pol = fig.subplots(1, 2)
     sns.lineplot(data=ok, x="p_horizon", y="step_time_s", hue="variant", marker="o", palette=PALETTE,
                  ax=ax_time, errorbar=None)

@@ -7,6 +7,8 @@ ruleorder: reference > variant_cell
 
 rule reference:
     """pymdp's standard agent: its row and the reference trajectory every other variant is checked against."""
+    input:
+        models=model_files,
     output:
         cell="results/cells/{study}/{cell}/standard.parquet",
         reference="results/cells/{study}/{cell}/reference.npz",
@@ -21,6 +23,8 @@ rule reference:
     threads: config["threads"]
     resources:
         bench_slot=1,
+        mem_mb=cell_mem_mb,
+        runtime=cell_runtime,
     script:
         "../../scripts/run_cell.py"
 
@@ -28,6 +32,7 @@ rule reference:
 rule variant_cell:
     """Any other variant, replaying the reference's observations and compared with its trajectory."""
     input:
+        models=model_files,
         reference="results/cells/{study}/{cell}/reference.npz",
     output:
         cell="results/cells/{study}/{cell}/{variant}.parquet",
@@ -42,5 +47,7 @@ rule variant_cell:
     threads: config["threads"]
     resources:
         bench_slot=1,
+        mem_mb=cell_mem_mb,
+        runtime=cell_runtime,
     script:
         "../../scripts/run_cell.py"

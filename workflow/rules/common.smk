@@ -19,10 +19,6 @@ POINTS = {
     study: {point["cell"]: point for point in get_study(study).points(settings)}
     for study, settings in config["studies"].items()
 }
-STUDY_FIGURES = {
-    "inference": ["scaling", "speedup", "deviation"],
-    "planning": ["horizon", "speedup", "deviation"],
-}
 RUN_STARTED = time.time()
 COMMAND_LINE = " ".join(sys.argv)
 
@@ -36,6 +32,12 @@ wildcard_constraints:
 
 def point_of(wildcards):
     return POINTS[wildcards.study][wildcards.cell]
+
+
+def model_files(wildcards):
+    """A named model's GNN file, so that editing it reruns its cells."""
+    model = point_of(wildcards).get("model", "")
+    return [model] if model.endswith(".md") else []
 
 
 def engine_path(wildcards):
@@ -62,7 +64,7 @@ def all_outputs():
         outputs += expand(
             "results/figures/{study}/{figure}.{ext}",
             study=study,
-            figure=STUDY_FIGURES[study],
+            figure=get_study(study).figures,
             ext=["pdf", "png"],
         )
     return outputs

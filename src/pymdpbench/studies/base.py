@@ -1,12 +1,20 @@
 """The study protocol, and the grid of one-factor random models most studies share."""
 
+import re
+
+import numpy as np
+
 from pymdpbench.models import random_model
 
 
 class Study:
-    """What a cell asks of a study."""
+    """What a cell asks of a study. Subclasses fill in the grid, the model and the timed step."""
 
     name = ""
+    #: figures rendered from the merged table (names in pymdpbench.figures.FIGURES)
+    figures = ["speedup", "deviation"]
+    #: learning order replayed by the correctness gate: None, "pre" or "post" (see gate.run_trajectory)
+    gate_learning = None
 
     def points(self, settings):
         """The grid points of this study's config section; each a dict with a readable "cell" id."""
@@ -33,28 +41,67 @@ class Study:
 
     def step(self, agent, obs):
         """The timed operation: one step of the agent on observation ``obs``."""
-        raise NotImplementedError
+        agent.infer_states(obs)
+        agent.infer_policies()
+        agent.sample_action()
+
+    def measure(self, Agent, kwargs, point, seed, timing):
+        """Study-specific columns measured after the common timing (learning curves, throughput ...)."""
+        return {}
+
+
+def _model_options(model, horizon):
+    return {"num_states": model.num_states, "num_obs": model.num_obs, "num_controls": model.num_controls,
+            "policy_len": horizon, "A_factor_list": model.A_factor_list, "B_factor_list": model.B_factor_list}
 
 
 class SizeGrid(Study):
-    """Seeded random models with one factor and one modality, sized by states, outcomes, actions, horizon."""
+    """Seeded random models with one factor and one modality, sized by states, outcomes, actions,
+    horizon — and named real models (GNN files, pymdp environments) on the same axis, with cell
+    ids ``m-<name>-h<H>``."""
 
     @staticmethod
     def point(states, obs, actions, horizon):
         return {"cell": f"s{states}-o{obs}-a{actions}-h{horizon}", "states": states, "obs": obs,
                 "actions": actions, "horizon": horizon}
 
+    @staticmethod
+    def named_point(model, horizon):
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", model.removesuffix(".md").split("/")[-1]).strip("_")
+        kind = "gnn" if model.endswith(".md") else "env"
+        return {"cell": f"m-{kind}_{slug}-h{horizon}", "model": model, "horizon": horizon}
+
+    def named_points(self, settings, horizons):
+        return [self.named_point(m, h) for m in settings.get("models", []) for h in horizons]
+
+    def _named(self, point):
+        from pymdpbench.named import load_named_model
+
+        return load_named_model(point["model"])
+
     def row_parameters(self, point):
+        if "model" in point:
+            model = self._named(point)
+            return {"p_states": int(np.prod(model.num_states)), "p_obs": int(np.prod(model.num_obs)),
+                    "p_actions": int(np.prod(model.num_controls)), "p_horizon": point["horizon"],
+                    "p_factors": len(model.num_states), "p_modalities": len(model.num_obs), "model": point["model"]}
         return {"p_states": point["states"], "p_obs": point["obs"], "p_actions": point["actions"],
-                "p_horizon": point["horizon"], "p_factors": 1, "p_modalities": 1}
+                "p_horizon": point["horizon"], "p_factors": 1, "p_modalities": 1, "model": "random"}
 
     def options(self, point):
-        return {"num_states": [point["states"]], "num_obs": [point["obs"]],
-                "num_controls": [point["actions"]], "policy_len": point["horizon"]}
+        if "model" in point:
+            return _model_options(self._named(point), point["horizon"])
+        return {"num_states": [point["states"]], "num_obs": [point["obs"]], "num_controls": [point["actions"]],
+                "policy_len": point["horizon"], "A_factor_list": None, "B_factor_list": None}
 
     def model_entries(self, point):
+        if "model" in point:
+            model = self._named(point)
+            return model.nbytes // 8, 1.0
         s = point["states"]
         return point["obs"] * s + s * s * point["actions"], 1.0
 
     def build_model(self, point, seed):
+        if "model" in point:
+            return self._named(point)
         return random_model(seed, [point["states"]], [point["obs"]], [point["actions"]], name="random")

@@ -11,13 +11,11 @@ from pymdpbench.studies.base import SizeGrid
 
 class Inference(SizeGrid):
     name = "inference"
+    figures = ["scaling", "speedup", "deviation"]
 
     def points(self, settings):
-        """The grid, minus points whose states x observations x actions exceeds ``max_size_product``."""
+        """The grid, minus points whose states x observations x actions exceeds ``max_size_product``,
+        plus each named model."""
         grid = itertools.product(settings["states"], settings["observations"], settings["actions"])
-        return [self.point(s, o, a, 1) for s, o, a in grid if s * o * a <= settings["max_size_product"]]
-
-    def step(self, agent, obs):
-        agent.infer_states(obs)
-        agent.infer_policies()
-        agent.sample_action()
+        sized = [self.point(s, o, a, 1) for s, o, a in grid if s * o * a <= settings["max_size_product"]]
+        return sized + self.named_points(settings, [1])

@@ -5,10 +5,12 @@ from pymdpbench.studies.base import SizeGrid
 
 class Planning(SizeGrid):
     name = "planning"
+    figures = ["horizon", "speedup", "deviation"]
 
     def points(self, settings):
-        return [self.point(settings["states"], settings["observations"], settings["actions"], h)
-                for h in settings["horizons"]]
+        sized = [self.point(settings["states"], settings["observations"], settings["actions"], h)
+                 for h in settings["horizons"]]
+        return sized + self.named_points(settings, settings["horizons"])
 
     def step(self, agent, obs):
         """No action is sampled: the empirical prior keeps using the last gate step's action."""
