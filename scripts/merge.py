@@ -6,4 +6,4 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 from pymdpbench.results import merge  # noqa: E402
 
-merge(snakemake.input, snakemake.output[0])  # noqa: F821
+merge(snakemake.input, snakemake.output[0], skip_bad=snakemake.params.skip_bad)  # noqa: F821

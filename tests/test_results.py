@@ -54,3 +54,20 @@ def test_merge_names_a_bad_file(tmp_path, damage):
     with pytest.raises(results.ResultError, match="bad.parquet"):
         results.merge([good, bad], tmp_path / "study.parquet")
     assert not (tmp_path / "study.parquet").exists()
+
+
+def test_opt_in_skip_leaves_a_bad_file_out_and_says_so(tmp_path):
+    good = tmp_path / "good.parquet"
+    results.write_rows([row("s4")], good, {})
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("garbage")
+    with pytest.warns(UserWarning, match="bad.parquet"):
+        merged = results.merge([good, bad], tmp_path / "study.parquet", skip_bad=True)
+    assert list(merged["cell"]) == ["s4"]
+    skipped = results.skipped_files(tmp_path / "study.parquet")
+    assert list(skipped) == [str(bad)]
+    from pymdpbench.tables import markdown
+
+    assert "left out of the merge" in markdown(merged.assign(**{
+        "p_states": 4, "p_obs": 2, "p_actions": 2, "p_horizon": 1, "ci_low_s": 1e-3, "ci_high_s": 2e-3,
+        "dev_qs": 0.0, "dev_q_pi": 0.0, "dev_G_rel": 0.0, "stable": True, "n_action_diff": 0, "seed": 1}), skipped)

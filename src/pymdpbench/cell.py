@@ -13,6 +13,7 @@ import numpy as np
 
 from pymdpbench import gate, harness, results, stats
 from pymdpbench.engines import get_engine
+from pymdpbench.models import validate_model
 from pymdpbench.studies import get_study
 
 #: bytes per stored matrix entry, for the resource guard (sparse: value + column index, times density).
@@ -72,6 +73,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
         return {**row, "status": "skipped", "reason": reason, "gate_pass": None}
 
     model = study.build_model(point, model_seed)
+    validate_model(model)
     kwargs = {**model.agent_kwargs(), **study.agent_options(point)}
     observations = gate.observation_sequence(obs_seed, model.num_obs, timing["gate_steps"])
 
@@ -85,6 +87,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
         forced = gate.Trajectory.load(reference_path).actions
     trajectory = gate.run_trajectory(agent, observations, action_seed, learning=study.gate_learning,
                                      forced_actions=forced)
+    trajectory.check_finite(variant)
     if write_reference is not None:
         trajectory.save(write_reference)
     row.update(_gate_row(Agent, trajectory, reference_path))

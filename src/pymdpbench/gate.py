@@ -35,6 +35,14 @@ class Trajectory:
         np.savez(tmp, qs=self.qs, q_pi=self.q_pi, G=self.G, actions=self.actions)
         os.replace(tmp, path)
 
+    def check_finite(self, source):
+        """Refuse a trajectory holding NaN or inf, naming the array and the first step."""
+        for name in ("qs", "q_pi", "G"):
+            bad = ~np.isfinite(getattr(self, name))
+            if bad.any():
+                step = int(np.argwhere(bad)[0][0])
+                raise FloatingPointError(f"{source}: {name} holds NaN or inf at gate step {step}")
+
     @classmethod
     def load(cls, path):
         with np.load(path) as data:

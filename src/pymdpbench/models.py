@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pymdpbench.engines.base import obj_array
+from pymdpbench.engines.base import check_distribution, obj_array
 
 
 @dataclass
@@ -54,6 +54,21 @@ class Model:
         return kwargs
 
 
+def validate_model(model):
+    """Refuse a model pymdp would mis-handle, naming the matrix and column: A, B, D must be
+    conditional distributions (columns sum to one, no negative, NaN or inf), C and E finite.
+    Matrices held as scipy.sparse are checked by the engine that holds them."""
+    for name, arrays in (("A", model.A), ("B", model.B), ("D", model.D)):
+        for i, array in enumerate(arrays):
+            if isinstance(array, np.ndarray):
+                check_distribution(f"{model.name}: {name}[{i}]", array)
+    for i, c in enumerate(model.C):
+        if not np.all(np.isfinite(c)):
+            raise ValueError(f"{model.name}: C[{i}] holds NaN or inf")
+    if model.E is not None and (not np.all(np.isfinite(model.E)) or np.any(model.E < 0)):
+        raise ValueError(f"{model.name}: E must be finite and non-negative")
+
+
 def _random_columns(rng, shape, density):
     """Columns (axis 0) drawn from a Dirichlet, a share ``1 - density`` of entries zeroed (one kept per column)."""
     x = rng.gamma(1.0, size=shape)
@@ -93,3 +108,47 @@ def random_model(seed, num_states, num_obs, num_controls, A_factor_list=None, B_
         model.pA = obj_array([a * rng.uniform(1.0, 10.0) for a in A])
         model.pB = obj_array([b * rng.uniform(1.0, 10.0) for b in B])
     return model
+
+
+def sparse_model(seed, num_states, num_obs, num_controls, nnz_per_column=4, name=None):
+    """A seeded one-factor, one-modality POMDP built directly sparse, never dense.
+
+    Each action's ``B[0][:, :, u]`` is a random permutation matrix; each column of ``A[0]`` has
+    ``nnz_per_column`` non-zeros (distinct rows, Dirichlet(1) weights). Layout: ``A[0]`` is a
+    ``SparseLikelihood`` (one CSC matrix, No x Ns) and ``B[0]`` a ``SparseTransitions`` (one CSR
+    Ns x Ns matrix per action), both from ``pymdpbench.engines.sparse``; their ``shape`` is the legacy
+    dense shape, their ``nbytes`` the bytes actually stored, and ``engines.sparse.to_dense(model)``
+    gives the dense model the legacy agent takes (small sizes only). C is standard normal, D a
+    Dirichlet(1) draw. Memory and time grow with Ns * nnz_per_column.
+    """
+    import scipy.sparse as sp
+
+    from pymdpbench.engines.sparse import SparseLikelihood, SparseTransitions
+
+    rng = np.random.default_rng(seed)
+    k = min(nnz_per_column, num_obs)
+    if k == num_obs:
+        rows = np.broadcast_to(np.arange(num_obs), (num_states, k)).copy()
+    else:
+        rows = rng.integers(num_obs, size=(num_states, k))
+        while True:  # redraw repeated rows within a column until all k are distinct
+            rows.sort(axis=1)
+            repeated = np.zeros(rows.shape, dtype=bool)
+            repeated[:, 1:] = rows[:, 1:] == rows[:, :-1]
+            if not repeated.any():
+                break
+            rows[repeated] = rng.integers(num_obs, size=int(repeated.sum()))
+    weights = rng.gamma(1.0, size=(num_states, k))
+    weights /= weights.sum(axis=1, keepdims=True)
+    columns = sp.csc_array((weights.ravel(), rows.ravel(), np.arange(0, num_states * k + 1, k)),
+                           shape=(num_obs, num_states))
+    A = obj_array([SparseLikelihood(columns)])
+    identity_rows = np.arange(num_states + 1)
+    ones = np.ones(num_states)
+    B = obj_array([SparseTransitions([
+        sp.csr_array((ones, np.argsort(rng.permutation(num_states)), identity_rows), shape=(num_states, num_states))
+        for _ in range(num_controls)])])
+    C = obj_array([rng.standard_normal(num_obs)])
+    D = obj_array([_random_columns(rng, (num_states,), 1.0)])
+    return Model(name or "sparse", A, B, C, D,
+                 meta={"seed": seed, "nnz_per_column": k, "density": k / num_obs})

@@ -6,6 +6,7 @@ version and the environment it ran in (``harness.environment()``).
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -112,14 +113,35 @@ def environment_of(path):
     return json.loads(meta.get(b"environment", b"{}"))
 
 
-def merge(paths, out_path):
-    """Concatenate validated cell files into one study table (atomically); returns it as pandas."""
-    tables = [read_cell(p) for p in sorted(map(str, paths))]
+def merge(paths, out_path, skip_bad=False):
+    """Concatenate validated cell files into one study table (atomically); returns it as pandas.
+
+    A bad file stops the merge with an error naming it; with ``skip_bad`` it is left out with a
+    warning, and its name and the reason are kept in the table's metadata (``skipped_files``) so
+    the tables and the report say so.
+    """
+    tables, skipped = [], {}
+    paths = sorted(map(str, paths))
+    for path in paths:
+        try:
+            tables.append(read_cell(path))
+        except ResultError as err:
+            if not skip_bad:
+                raise
+            warnings.warn(f"left out of the merge: {err}")
+            skipped[path] = str(err)
     if not tables:
-        raise ResultError(f"{out_path}: no cell files to merge")
+        raise ResultError(f"{out_path}: no valid cell files to merge")
     merged = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
-    write_table(merged, out_path, {"environment": environment_of(sorted(map(str, paths))[0])})
+    good = next(p for p in paths if p not in skipped)
+    write_table(merged, out_path, {"environment": environment_of(good), "skipped_files": skipped})
     return merged.to_pandas()
+
+
+def skipped_files(path):
+    """Cell files a merge left out (``skip_bad``), as {path: reason}."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(b"skipped_files", b"{}"))
 
 
 def write_text(path, text):

@@ -56,8 +56,9 @@ def _fmt_time(s):
     return f"{s * 1e9:.3g} ns"
 
 
-def markdown(df):
-    """The study's markdown table: times with CIs, speed-ups with CIs, gate results, skipped cells."""
+def markdown(df, skipped_files=None):
+    """The study's markdown table: times with CIs, speed-ups with CIs, gate results, skipped cells,
+    and cell files the merge left out (``skip_bad_cells``)."""
     study = df["study"].iloc[0]
     ok = df[df["status"] == "ok"].sort_values([x_axis(study), "cell", "variant"])
     sp = speedups(df).set_index(["cell", "variant"])
@@ -93,10 +94,13 @@ def markdown(df):
     skipped = df[df["status"] == "skipped"]
     lines += ["", f"Skipped cells: {len(skipped)}"]
     lines += [f"- {r['cell']} / {r['variant']}: {r['reason']}" for _, r in skipped.iterrows()]
+    if skipped_files:
+        lines += ["", f"**Cell files left out of the merge: {len(skipped_files)}**"]
+        lines += [f"- {path}: {reason}" for path, reason in skipped_files.items()]
     return "\n".join(lines) + "\n"
 
 
 def write_markdown(parquet_path, out_path):
-    from pymdpbench.results import write_text
+    from pymdpbench.results import skipped_files, write_text
 
-    write_text(out_path, markdown(load(parquet_path)))
+    write_text(out_path, markdown(load(parquet_path), skipped_files(parquet_path)))

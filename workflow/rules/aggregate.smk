@@ -8,6 +8,8 @@ rule merge:
         "results/{study}.parquet",
     log:
         "results/logs/{study}/merge.log",
+    params:
+        skip_bad=config["skip_bad_cells"],
     script:
         "../../scripts/merge.py"
 
