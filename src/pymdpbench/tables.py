@@ -56,6 +56,50 @@ def _fmt_time(s):
     return f"{s * 1e9:.3g} ns"
 
 
+def largest_models(df):
+    """Per variant and density, the largest model (states, model bytes) it ran with status ok, and the
+    smallest one it skipped (with the reason): the largest model each variant holds under the cap."""
+    out = []
+    for (variant, density), group in df.groupby(["variant", "p_density"], sort=True):
+        ok = group[group["status"] == "ok"]
+        skipped = group[(group["status"] == "skipped") & (group["p_states"] > (ok["p_states"].max() if len(ok) else 0))]
+        largest = ok.loc[ok["p_states"].idxmax()] if len(ok) else None
+        first_out = skipped.loc[skipped["p_states"].idxmin()] if len(skipped) else None
+        out.append({"variant": variant, "p_density": density,
+                    "largest_states": None if largest is None else int(largest["p_states"]),
+                    "model_bytes": None if largest is None else int(largest["model_bytes"]),
+                    "first_skipped_states": None if first_out is None else int(first_out["p_states"]),
+                    "skipped_reason": "" if first_out is None else first_out["reason"]})
+    return pd.DataFrame(out, columns=["variant", "p_density", "largest_states", "model_bytes",
+                                      "first_skipped_states", "skipped_reason"])
+
+
+def _memory_section(df):
+    lines = ["", "## Largest model each variant holds", "",
+             "| variant | density | largest states run | its model bytes | next size, skipped because |", "|---|---|---|---|---|"]
+    for _, r in largest_models(df).iterrows():
+        size = "none" if pd.isna(r["largest_states"]) else f"{int(r['largest_states'])}"
+        nbytes = "" if pd.isna(r["model_bytes"]) else f"{r['model_bytes'] / 2**20:.3g} MiB"
+        nxt = "" if pd.isna(r["first_skipped_states"]) else f"{int(r['first_skipped_states'])}: {r['skipped_reason']}"
+        lines.append(f"| {r['variant']} | {r['p_density']:g} | {size} | {nbytes} | {nxt} |")
+    return lines
+
+
+def _batch_section(df):
+    lines = ["", "## Throughput (agent steps per second)", "",
+             "| mode | batch size | variant | agent-steps/s | processes | note |", "|---|---|---|---|---|---|"]
+    rows = df.sort_values(["p_batch_mode", "p_batch_size", "variant"])
+    for _, r in rows.iterrows():
+        rate = "–" if pd.isna(r["throughput_agent_steps_s"]) else f"{r['throughput_agent_steps_s']:.4g}"
+        workers = "" if pd.isna(r["batch_workers"]) else f"{int(r['batch_workers'])}"
+        lines.append(f"| {r['p_batch_mode']} | {int(r['p_batch_size'])} | {r['variant']} | {rate} | {workers} | {r['reason']} |")
+    return lines
+
+
+#: study -> extra markdown lines after the common tables
+STUDY_SECTIONS = {"memory": _memory_section, "batch": _batch_section}
+
+
 def markdown(df, skipped_files=None):
     """The study's markdown table: times with CIs, speed-ups with CIs, gate results, skipped cells,
     and cell files the merge left out (``skip_bad_cells``)."""
@@ -77,6 +121,8 @@ def markdown(df, skipped_files=None):
                 speed = "not counted (gate failed)"
         dev = max(r["dev_qs"], r["dev_q_pi"], r["dev_G_rel"])
         gate = "pass" if r["gate_pass"] else f"**FAIL** ({int(r['n_action_diff'])} actions differ)"
+        if pd.isna(r["gate_pass"]):
+            gate = r["reason"] or "not run"
         stable = "" if r["stable"] else " (unstable)"
         lines.append(f"| {r['cell']} | {r['variant']} | {_fmt_time(r['step_time_s'])}{stable} | "
                      f"{_fmt_time(r['ci_low_s'])}–{_fmt_time(r['ci_high_s'])} | {speed} | {p_adj} | {dev:.1e} | {gate} |")
@@ -86,11 +132,12 @@ def markdown(df, skipped_files=None):
         lines += ["", "| variant | geometric-mean speed-up over passing cells | cells |", "|---|---|---|"]
         for variant, group in passing.groupby("variant"):
             lines.append(f"| {variant} | {stats.geometric_mean(group['speedup']):.3g}× | {len(group)} |")
-    failed = ok[~ok["gate_pass"].astype(bool)]
+    failed = ok[ok["gate_pass"].eq(False)]  # null (no reference) is not a failure
     lines += ["", f"Cells failing the correctness gate: {len(failed)}"]
     lines += [f"- {r['cell']} / {r['variant']}: dev_qs={r['dev_qs']:.2e}, dev_q_pi={r['dev_q_pi']:.2e}, "
               f"dev_G_rel={r['dev_G_rel']:.2e}, tolerance={r['tolerance']:.0e}, actions differing={int(r['n_action_diff'])}"
               for _, r in failed.iterrows()]
+    lines += STUDY_SECTIONS.get(study, lambda _: [])(df)
     skipped = df[df["status"] == "skipped"]
     lines += ["", f"Skipped cells: {len(skipped)}"]
     lines += [f"- {r['cell']} / {r['variant']}: {r['reason']}" for _, r in skipped.iterrows()]
@@ -100,7 +147,85 @@ def markdown(df, skipped_files=None):
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(parquet_path, out_path):
+def latex(df):
+    """A booktabs LaTeX table: median time with 95 % CI and speed-up with 95 % CI per cell and variant,
+    a geometric-mean row per variant; cells failing the gate are marked and not counted."""
+    study = df["study"].iloc[0]
+    ok = df[df["status"] == "ok"].sort_values([x_axis(study), "cell", "variant"])
+    sp = speedups(df).set_index(["cell", "variant"])
+    lines = [r"\begin{tabular}{llrrl}", r"\toprule",
+             r"cell & variant & time per step & 95\,\% CI & speed-up (95\,\% CI) \\", r"\midrule"]
+    for _, r in ok.iterrows():
+        speed = "reference"
+        if r["variant"] != "standard" and (r["cell"], r["variant"]) in sp.index:
+            s = sp.loc[(r["cell"], r["variant"])]
+            speed = (f"{s['speedup']:.3g}$\\times$ ({s['speedup_ci_low']:.3g}--{s['speedup_ci_high']:.3g})"
+                     if s["gate_pass"] else r"gate failed$^\dagger$")
+        lines.append(f"{_tex(r['cell'])} & {_tex(r['variant'])} & {_tex(_fmt_time(r['step_time_s']))} & "
+                     f"{_tex(_fmt_time(r['ci_low_s']))}--{_tex(_fmt_time(r['ci_high_s']))} & {speed} \\\\")
+    passing = speedups(df)
+    passing = passing[passing["gate_pass"]]
+    if len(passing):
+        lines.append(r"\midrule")
+        for variant, group in passing.groupby("variant"):
+            lines.append(f"geometric mean & {_tex(variant)} & & & {stats.geometric_mean(group['speedup']):.3g}$\\times$ \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _tex(text):
+    return str(text).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("µ", r"\textmu{}")
+
+
+def headline_numbers(frames):
+    """The numbers a paper quotes, from the merged tables of all studies: per variant the largest
+    and geometric-mean speed-up over standard (gate-passing cells only), the largest model it ran,
+    the correctness margin (largest deviation over tolerance), and the cells that failed the gate."""
+    df = pd.concat(frames, ignore_index=True)
+    sp = pd.concat([speedups(f) for f in frames], ignore_index=True)
+    numbers = {"cells": int(len(df)), "cells_ok": int((df["status"] == "ok").sum()), "variants": {}}
+    for variant, group in df[df["status"] == "ok"].groupby("variant"):
+        entry = {"largest_states": int(group["p_states"].max()),
+                 "cells_failing_gate": int(group["gate_pass"].eq(False).sum())}
+        if variant != "standard":
+            deviation = group[["dev_qs", "dev_q_pi", "dev_G_rel"]].max(axis=1)
+            entry["max_deviation"] = float(deviation.max())
+            entry["correctness_margin"] = float(deviation.max() / group["tolerance"].max())
+            mine = sp[(sp["variant"] == variant) & sp["gate_pass"]]
+            if len(mine):
+                best = mine.loc[mine["speedup"].idxmax()]
+                entry.update({"max_speedup": float(best["speedup"]), "max_speedup_cell": f"{best['study']}/{best['cell']}",
+                              "geomean_speedup": stats.geometric_mean(mine["speedup"])})
+        numbers["variants"][variant] = entry
+    return numbers
+
+
+def numbers_tex(numbers):
+    """``\\newcommand`` macros for the text, e.g. ``\\numbaMaxSpeedup``."""
+    digits = dict(zip("0123456789", ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]))
+    lines = [f"\\newcommand{{\\benchCells}}{{{numbers['cells']}}}"]
+    for variant, entry in numbers["variants"].items():
+        stem = "".join(digits.get(ch, ch) for ch in variant if ch.isalnum())
+        for key, value in entry.items():
+            name = stem + "".join(part.capitalize() for part in key.split("_"))
+            text = f"{value:.3g}" if isinstance(value, float) else _tex(value)
+            lines.append(f"\\newcommand{{\\{name}}}{{{text}}}")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(parquet_path, markdown_path, latex_path):
     from pymdpbench.results import skipped_files, write_text
 
-    write_text(out_path, markdown(load(parquet_path), skipped_files(parquet_path)))
+    df = load(parquet_path)
+    write_text(markdown_path, markdown(df, skipped_files(parquet_path)))
+    write_text(latex_path, latex(df))
+
+
+def write_numbers(parquet_paths, json_path, tex_path):
+    import json
+
+    from pymdpbench.results import write_text
+
+    numbers = headline_numbers([load(p) for p in parquet_paths])
+    write_text(json_path, json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+    write_text(tex_path, numbers_tex(numbers))

@@ -1,4 +1,5 @@
-# Cells -> study tables -> figures and markdown tables.
+# Cells -> study tables -> figures, tables (markdown, LaTeX), headline numbers. Every figure and
+# table is marked for `snakemake --report`, captioned from workflow/report/.
 
 
 rule merge:
@@ -19,7 +20,13 @@ rule figure:
         "results/{study}.parquet",
     output:
         pdf="results/figures/{study}/{figure}.pdf",
-        png="results/figures/{study}/{figure}.png",
+        png=report(
+            "results/figures/{study}/{figure}.png",
+            caption="../report/figure.rst",
+            category="{study}",
+            subcategory="figures",
+            labels={"study": "{study}", "figure": "{figure}"},
+        ),
     log:
         "results/logs/{study}/figure_{figure}.log",
     script:
@@ -30,8 +37,32 @@ rule table:
     input:
         "results/{study}.parquet",
     output:
-        "results/tables/{study}.md",
+        markdown=report(
+            "results/tables/{study}.md",
+            caption="../report/table.rst",
+            category="{study}",
+            subcategory="tables",
+            labels={"study": "{study}", "table": "markdown"},
+        ),
+        latex="results/tables/{study}.tex",
     log:
         "results/logs/{study}/table.log",
     script:
         "../../scripts/table.py"
+
+
+rule numbers:
+    input:
+        expand("results/{study}.parquet", study=POINTS),
+    output:
+        json=report(
+            "results/paper/numbers.json",
+            caption="../report/numbers.rst",
+            category="paper",
+            labels={"file": "numbers.json"},
+        ),
+        tex="results/paper/numbers.tex",
+    log:
+        "results/logs/numbers.log",
+    script:
+        "../../scripts/numbers.py"

@@ -60,14 +60,14 @@ def all_outputs():
     outputs = []
     for study in POINTS:
         outputs.append(f"results/{study}.parquet")
-        outputs.append(f"results/tables/{study}.md")
+        outputs += [f"results/tables/{study}.md", f"results/tables/{study}.tex"]
         outputs += expand(
             "results/figures/{study}/{figure}.{ext}",
             study=study,
             figure=get_study(study).figures,
             ext=["pdf", "png"],
         )
-    return outputs
+    return outputs + ["results/paper/numbers.json", "results/paper/numbers.tex"]
 
 
 def profile_used():

@@ -1,0 +1,74 @@
+"""A run killed with SIGKILL at several points, then rerun, ends with the same results as an
+uninterrupted run (non-timing content), and never leaves a half-written file behind."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import SNAKEMAKE, copy_workflow, run_snakemake
+from pymdpbench.results import non_timing_content, read_cell
+
+CONFIG = {
+    "seed": 11,
+    "variants": ["standard", "again"],
+    "custom_variants": {"again": "pymdpbench.engines.standard:Agent"},
+    "timing": {"samples": 3, "min_sample_s": 0.002, "gate_steps": 3, "memory_steps": 1},
+    "studies": {
+        "inference": {"states": [3, 4, 5], "observations": [2], "actions": [2]},
+        "planning": {"states": 3, "observations": 2, "actions": 2, "horizons": [1, 2]},
+    },
+}
+STUDIES = ["inference", "planning"]
+# kill points: (what to wait for, how many of them) before SIGKILL
+KILL_POINTS = [("parse", 0), ("cells", 1), ("cells", 6), ("merged", 1)]
+
+
+def count(workdir, what):
+    if what == "cells":
+        return len(list((workdir / "results/cells").glob("*/*/*.parquet"))) if (workdir / "results/cells").exists() else 0
+    return sum((workdir / f"results/{s}.parquet").exists() for s in STUDIES)
+
+
+def content(workdir):
+    return {s: non_timing_content(pd.read_parquet(workdir / f"results/{s}.parquet")) for s in STUDIES}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("whole"))
+    (workdir / "c.yaml").write_text(yaml.safe_dump(CONFIG))
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", "c.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return content(workdir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what, n", KILL_POINTS)
+def test_killed_run_resumes_to_the_same_results(tmp_path, uninterrupted, what, n):
+    workdir = copy_workflow(tmp_path)
+    (workdir / "c.yaml").write_text(yaml.safe_dump(CONFIG))
+    proc = subprocess.Popen([SNAKEMAKE, "--cores", "2", "--configfile", "c.yaml"], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while what != "parse" and count(workdir, what) < n and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    if what == "parse":
+        time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    # nothing half-written: every Parquet file there is complete and valid
+    for path in (workdir / "results").rglob("*.parquet"):
+        read_cell(path)
+
+    assert run_snakemake(workdir, "--unlock", "--configfile", "c.yaml").returncode == 0
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", "c.yaml", "--rerun-incomplete")
+    assert result.returncode == 0, result.stderr[-2000:]
+    resumed = content(workdir)
+    for study in STUDIES:
+        pd.testing.assert_frame_equal(resumed[study], uninterrupted[study])
