@@ -21,7 +21,12 @@ LABELS = {"p_states": "hidden states", "p_horizon": "planning horizon (policy le
 
 
 def _colour(variant):
-    return PALETTE.get(variant, "0.3")
+    """The variant's fixed colour; variants outside the registry share a dark grey."""
+    return PALETTE.get(variant, (0.3, 0.3, 0.3))
+
+
+def palette(df):
+    return {variant: _colour(variant) for variant in df["variant"].unique()}
 
 
 def _errorbars(ax, data, x, y, low, high):
@@ -36,7 +41,7 @@ def scaling(df, fig):
     ax = fig.add_subplot()
     ok = df[(df["status"] == "ok") & (df["model"] == "random")]
     sns.lineplot(data=ok, x="p_states", y="step_time_s", hue="variant", style="p_actions", markers=True,
-                 palette=PALETTE, ax=ax, errorbar=None)
+                 palette=palette(df), ax=ax, errorbar=None)
     _errorbars(ax, ok, "p_states", "step_time_s", "ci_low_s", "ci_high_s")
     ax.set(xscale="log", yscale="log", xlabel=LABELS["p_states"], ylabel="time per step (s, median, 95 % CI)")
 
@@ -45,7 +50,7 @@ def horizon(df, fig):
     """Time per step and number of policies against the planning horizon; random models."""
     ok = df[(df["status"] == "ok") & (df["model"] == "random")]
     ax_time, ax_pol = fig.subplots(1, 2)
-    sns.lineplot(data=ok, x="p_horizon", y="step_time_s", hue="variant", marker="o", palette=PALETTE,
+    sns.lineplot(data=ok, x="p_horizon", y="step_time_s", hue="variant", marker="o", palette=palette(df),
                  ax=ax_time, errorbar=None)
     _errorbars(ax_time, ok, "p_horizon", "step_time_s", "ci_low_s", "ci_high_s")
     ax_time.set(yscale="log", xlabel=LABELS["p_horizon"], ylabel="infer_states + infer_policies (s)")
@@ -62,7 +67,7 @@ def speedup(df, fig):
     sp = tables.speedups(df)
     sp = sp[sp["gate_pass"]]
     if len(sp):
-        sns.lineplot(data=sp, x=x, y="speedup", hue="variant", marker="o", palette=PALETTE, ax=ax, errorbar=None,
+        sns.lineplot(data=sp, x=x, y="speedup", hue="variant", marker="o", palette=palette(df), ax=ax, errorbar=None,
                      estimator="median")
         _errorbars(ax, sp, x, "speedup", "speedup_ci_low", "speedup_ci_high")
     ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
@@ -79,7 +84,7 @@ def deviation(df, fig):
     ok = df[(df["status"] == "ok") & (df["variant"] != "standard")].copy()
     ok["max_deviation"] = ok[["dev_qs", "dev_q_pi", "dev_G_rel"]].max(axis=1).clip(lower=1e-17)
     if len(ok):
-        sns.scatterplot(data=ok, x=x, y="max_deviation", hue="variant", style="gate_pass", palette=PALETTE, ax=ax)
+        sns.scatterplot(data=ok, x=x, y="max_deviation", hue="variant", style="gate_pass", palette=palette(df), ax=ax)
         for variant, group in ok.groupby("variant"):
             ax.axhline(group["tolerance"].iloc[0], color=_colour(variant), lw=0.8, ls=":")
     ax.set(yscale="log", xlabel=LABELS[x], ylabel="max |deviation| from standard (dotted: tolerance)")
