@@ -85,22 +85,56 @@ def rss_bytes():
     return psutil.Process().memory_info().rss
 
 
-def peak_memory(run, interval_s=0.005):
+def _reset_peak_rss():
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
+def peak_memory(run, interval_s=0.002):
     """Run ``run()`` and return (tracemalloc peak bytes, peak RSS bytes).
 
     tracemalloc sees Python and numpy allocations made during the call (not numba's or XLA's own);
-    the RSS peak is sampled by memory-profiler's ``memory_usage`` and covers everything.
+    the RSS peak covers everything: on Linux the kernel's own high-water mark (reset just before
+    the call), elsewhere psutil samples from a thread every ``interval_s``. No child process is
+    forked: forking after JAX has started its threads can deadlock.
     """
-    from memory_profiler import memory_usage
+    import threading
 
+    exact = _reset_peak_rss()
+    samples, done = [rss_bytes()], threading.Event()
+
+    def sample():
+        while not done.wait(interval_s):
+            samples.append(rss_bytes())
+
+    sampler = None if exact else threading.Thread(target=sample, daemon=True)
     tracemalloc.start()
     tracemalloc.reset_peak()
     try:
-        rss_mib = memory_usage((run, (), {}), interval=interval_s, max_usage=True, include_children=False)
+        if sampler:
+            sampler.start()
+        run()
         _, traced_peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    return int(traced_peak), int(float(rss_mib) * 2**20)
+        done.set()
+        if sampler:
+            sampler.join()
+    samples.append(rss_bytes())
+    return int(traced_peak), int(_peak_rss_bytes() if exact else max(samples))
 
 
 def _version(package):
