@@ -57,12 +57,16 @@ def run_dense(states_list, horizon, rounds, variants, targets):
 def run_sparse(states, rounds):
     """Time and peak memory of the sparse engine on a model dense engines cannot hold.
 
-    tracemalloc runs from before the model is built, so the peak covers construction and steps.
+    tracemalloc runs from before the model is built, so the peak covers construction and steps;
+    a tiny model runs first so that imports and numba's kernel loading are not counted.
     """
     from pymdpbench.cell import held_bytes
     from pymdpbench.models import sparse_model
 
     print(f"\n## sparse model: {states} states, permutation B, 4 non-zeros per A column, 4 actions")
+    warm, _ = compare.build_agents(sparse_model(0, 16, 16, 4), ["sparse"], 1)
+    for agent in warm.values():
+        compare.full_step(agent, [0])
     tracemalloc.start()
     model = sparse_model(states, states, states, 4)
     agents, skipped = compare.build_agents(model, ["sparse"], 1)

@@ -127,26 +127,28 @@ def sparse_model(seed, num_states, num_obs, num_controls, nnz_per_column=4, name
 
     rng = np.random.default_rng(seed)
     k = min(nnz_per_column, num_obs)
+    index = np.int32 if max(num_states * k, num_obs) < np.iinfo(np.int32).max else np.int64
     if k == num_obs:
-        rows = np.broadcast_to(np.arange(num_obs), (num_states, k)).copy()
+        rows = np.broadcast_to(np.arange(num_obs, dtype=index), (num_states, k)).copy()
     else:
-        rows = rng.integers(num_obs, size=(num_states, k))
+        rows = rng.integers(num_obs, size=(num_states, k), dtype=index)
         while True:  # redraw repeated rows within a column until all k are distinct
             rows.sort(axis=1)
             repeated = np.zeros(rows.shape, dtype=bool)
             repeated[:, 1:] = rows[:, 1:] == rows[:, :-1]
             if not repeated.any():
                 break
-            rows[repeated] = rng.integers(num_obs, size=int(repeated.sum()))
+            rows[repeated] = rng.integers(num_obs, size=int(repeated.sum()), dtype=index)
     weights = rng.gamma(1.0, size=(num_states, k))
     weights /= weights.sum(axis=1, keepdims=True)
-    columns = sp.csc_array((weights.ravel(), rows.ravel(), np.arange(0, num_states * k + 1, k)),
+    columns = sp.csc_array((weights.ravel(), rows.ravel(), np.arange(0, num_states * k + 1, k, dtype=index)),
                            shape=(num_obs, num_states))
     A = obj_array([SparseLikelihood(columns)])
-    identity_rows = np.arange(num_states + 1)
-    ones = np.ones(num_states)
+    # row r of a permutation matrix holds one 1, in a column drawn without replacement
+    one_per_row = np.arange(num_states + 1, dtype=index)
     B = obj_array([SparseTransitions([
-        sp.csr_array((ones, np.argsort(rng.permutation(num_states)), identity_rows), shape=(num_states, num_states))
+        sp.csr_array((np.ones(num_states), rng.permutation(num_states).astype(index), one_per_row),
+                     shape=(num_states, num_states))
         for _ in range(num_controls)])])
     C = obj_array([rng.standard_normal(num_obs)])
     D = obj_array([_random_columns(rng, (num_states,), 1.0)])
