@@ -49,6 +49,13 @@ def as_obj_array(arrays, name):
     return arrays
 
 
+def copied(arrays):
+    """An object array of copies of the numpy arrays in ``arrays`` (other entries kept as they are)."""
+    if arrays is None:
+        return None
+    return obj_array([a.copy() if isinstance(a, np.ndarray) else a for a in arrays])
+
+
 def obj_array(items):
     """An object array holding ``items`` (a list of arrays of possibly equal shapes)."""
     out = np.empty(len(items), dtype=object)
@@ -137,8 +144,10 @@ class LegacyAgent:
         if sampling_mode not in ("marginal", "full"):
             raise ValueError(f"sampling_mode must be 'marginal' or 'full', got {sampling_mode!r}")
 
-        self.pA = as_obj_array(pA, "pA")
-        self.pB = as_obj_array(pB, "pB")
+        # own copies: learning updates pA/pB, and the caller's arrays must stay as given (legacy
+        # builds new arrays on each update; an engine that learns in place must not leak it out)
+        self.pA = copied(as_obj_array(pA, "pA"))
+        self.pB = copied(as_obj_array(pB, "pB"))
         A = as_obj_array(A, "A") if self.pA is None else obj_array([normalise(p) for p in self.pA])
         B = as_obj_array(B, "B") if self.pB is None else obj_array([normalise(p) for p in self.pB])
         for m, a in enumerate(A):
