@@ -16,6 +16,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/cells.smk"
+include: "workflow/rules/profile.smk"
 include: "workflow/rules/aggregate.smk"
 
 

@@ -64,12 +64,16 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     row = {"study": study_name, "cell": point["cell"], "variant": variant, "seed": seed,
            "threads": threads, "tolerance": None, **study.row_parameters(point)}
 
-    Agent = get_engine(engine or variant)
-    supported, reason = Agent.supports(study.options(point))
+    supported, reason = study.supports(point, variant)
+    if supported:
+        Agent = get_engine(engine or variant)
+        supported, reason = Agent.supports(study.options(point))
     needed = estimated_bytes(study, point, variant)
     if supported and memory_cap_bytes and needed > memory_cap_bytes:
         supported, reason = False, f"model needs ~{needed / 2**20:.0f} MiB > memory cap {memory_cap_bytes / 2**20:.0f} MiB"
     if not supported:
+        if write_reference is not None:  # the point's other variants still run, without a reference
+            gate.save_absent_reference(write_reference, f"standard skipped: {reason}")
         return {**row, "status": "skipped", "reason": reason, "gate_pass": None}
 
     model = study.build_model(point, model_seed)
@@ -82,15 +86,16 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
                                                                 learning=study.gate_learning))
 
     agent, setup_time_s = harness.timed(lambda: Agent(**kwargs))
+    reference, absent = gate.load_reference(reference_path) if reference_path is not None else (None, "")
     forced = None
-    if reference_path is not None and getattr(Agent, "replays_reference_actions", False):
-        forced = gate.Trajectory.load(reference_path).actions
+    if reference is not None and getattr(Agent, "replays_reference_actions", False):
+        forced = reference.actions
     trajectory = gate.run_trajectory(agent, observations, action_seed, learning=study.gate_learning,
                                      forced_actions=forced)
     trajectory.check_finite(variant)
     if write_reference is not None:
         trajectory.save(write_reference)
-    row.update(_gate_row(Agent, trajectory, reference_path))
+    row.update(_gate_row(Agent, trajectory, reference, absent))
 
     cycle = itertools.cycle(observations)
     step = lambda: study.step(agent, [int(o) for o in next(cycle)])  # noqa: E731
@@ -103,7 +108,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     summary = stats.summarise(samples, timing["unstable_iqr_ratio"], seed=seed % 2**32)
     q_pi = trajectory.q_pi[-1]
     row.update({
-        "status": "ok", "reason": "",
+        "status": "ok", "reason": row.get("reason", ""),
         "n_policies": len(agent.policies),
         "model_bytes": held_bytes(agent.A) + held_bytes(agent.B),
         "setup_time_s": setup_time_s,
@@ -127,11 +132,14 @@ def write_cell(out_path, **cell):
     return row
 
 
-def _gate_row(Agent, trajectory, reference_path):
-    """Deviation from the reference trajectory and pass/fail; the reference itself passes trivially."""
+def _gate_row(Agent, trajectory, reference, absent=""):
+    """Deviation from the reference trajectory and pass/fail; the reference itself passes trivially.
+
+    ``absent``: why the point has no reference (its standard cell was skipped); the gate columns
+    then stay null, and the reason says so.
+    """
     tolerance = getattr(Agent, "tolerance", gate.TOLERANCE["float64"])
-    if reference_path is None:
-        dev = gate.deviation(trajectory, trajectory)
-    else:
-        dev = gate.deviation(gate.Trajectory.load(reference_path), trajectory)
+    if absent:
+        return {"tolerance": tolerance, "gate_pass": None, "reason": f"no reference: {absent}"}
+    dev = gate.deviation(reference if reference is not None else trajectory, trajectory)
     return {**dev, "tolerance": tolerance, "gate_pass": gate.passes(dev, tolerance)}

@@ -8,16 +8,19 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from pymdpbench import tables  # noqa: E402
 from pymdpbench.engines import ENGINES  # noqa: E402
 
 PALETTE = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
-LABELS = {"p_states": "hidden states", "p_horizon": "planning horizon (policy length)"}
+LABELS = {"p_states": "hidden states", "p_horizon": "planning horizon (policy length)",
+          "p_lr": "learning rate (lr_pA = lr_pB)"}
 
 
 def _colour(variant):
@@ -92,7 +95,65 @@ def deviation(df, fig):
         ax.set_xscale("log")
 
 
-FIGURES = {f.__name__: f for f in (scaling, horizon, speedup, deviation)}
+def learning_curve(df, fig):
+    """Goal rate per episode (95 % Wilson band over runs) and time per learning step; T-maze."""
+    from pymdpbench.stats import wilson_interval
+
+    ax_goal, ax_time = fig.subplots(1, 2)
+    ok = df[df["status"] == "ok"].sort_values(["p_lr", "p_param_info_gain", "variant"])
+    configs = list(dict.fromkeys(_learning_config(r) for _, r in ok.iterrows()))
+    colours = dict(zip(configs, sns.color_palette("viridis", len(configs))))
+    styles = dict(zip(sorted(ok["variant"].unique(), key=lambda v: (v != "standard", v)), ["-", "--", ":", "-."] * 4))
+    for _, r in ok.iterrows():
+        rate = np.asarray(r["episode_goal_rate"])
+        episodes = np.arange(1, len(rate) + 1)
+        low, high = wilson_interval(rate, r["learning_runs"])
+        config = _learning_config(r)
+        ax_goal.plot(episodes, rate, color=colours[config], ls=styles[r["variant"]], lw=1,
+                     label=f"{config} ({r['variant']})")
+        ax_goal.fill_between(episodes, low, high, color=colours[config], alpha=0.12, lw=0)
+        ax_time.plot(episodes, r["episode_step_time_s"], color=_colour(r["variant"]), ls=styles[r["variant"]], lw=0.8)
+    ax_goal.set(xlabel="episode", ylabel="goal rate (share of runs)", ylim=(-0.02, 1.02))
+    ax_goal.legend(fontsize=5, loc="lower right")
+    ax_time.set(yscale="log", xlabel="episode", ylabel="time per learning step (s)")
+    for ax in (ax_goal, ax_time):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    for variant in styles:
+        ax_time.plot([], [], color=_colour(variant), ls=styles[variant], label=variant)
+    ax_time.legend(fontsize=6)
+
+
+def _learning_config(row):
+    return f"lr={row['p_lr']:g}" + (" +info gain" if row["p_param_info_gain"] else "")
+
+
+def profile_top(df, fig, top=10):
+    """Share of profiled time spent in each function itself (cProfile), pymdp's standard agent.
+
+    A function missing for one cell was not among that cell's top functions."""
+    from pymdpbench.studies.profile import profile_functions
+
+    ax = fig.add_subplot()
+    functions = profile_functions(df[df["variant"] == "standard"])
+    if len(functions):
+        functions["function"] = functions["function"].map(_short_function)
+        sizes = list(functions.sort_values(["p_states", "cell"])["cell"].unique())
+        order = functions.groupby("function")["own_share"].max().nlargest(top).index
+        sns.barplot(data=functions[functions["function"].isin(order)], y="function", x="own_share", hue="cell",
+                    order=order, hue_order=sizes, palette="viridis", ax=ax)
+        ax.tick_params(axis="y", labelsize=6)
+    ax.set(xlabel="share of profiled time inside the function", ylabel="")
+
+
+def _short_function(name):
+    """``pymdp/legacy/maths.py:517(spm_MDP_G)`` -> ``maths.py:spm_MDP_G``; built-ins as they are."""
+    if "(" not in name or name.startswith("<"):
+        return name
+    location, function = name.split("(", 1)
+    return f"{location.split(':')[0].rsplit('/', 1)[-1]}:{function.rstrip(')')}"
+
+
+FIGURES = {f.__name__: f for f in (scaling, horizon, speedup, deviation, learning_curve, profile_top)}
 
 
 def render(name, parquet_path, out_paths, width_in=6.5, height_in=3.2):
@@ -109,3 +170,43 @@ def render(name, parquet_path, out_paths, width_in=6.5, height_in=3.2):
         fig.savefig(tmp, dpi=200, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
         os.replace(tmp, path)
     plt.close(fig)
+
+
+def _memory_vs_size(df, fig, column, ylabel):
+    """``column`` against states, log-log, a colour per variant and a line style per density; ok cells only
+    (a variant's line ends at the largest model it holds under the cap)."""
+    ax = fig.add_subplot()
+    ok = df[(df["status"] == "ok") & df[column].notna()].copy()
+    ok["density"] = ok["p_density"].map("{:g}".format)
+    if len(ok):
+        sns.lineplot(data=ok, x="p_states", y=column, hue="variant", style="density", markers=True,
+                     palette=palette(ok), ax=ax, errorbar=None)
+    ax.set(xscale="log", yscale="log", xlabel=LABELS["p_states"], ylabel=ylabel)
+
+
+def model_bytes(df, fig):
+    """Bytes of A and B as each variant holds them, against model size"""
+    _memory_vs_size(df, fig, "model_bytes", "model bytes (A and B as held)")
+
+
+def traced_peak(df, fig):
+    """tracemalloc peak during steps (Python and numpy allocations), against model size"""
+    _memory_vs_size(df, fig, "tracemalloc_peak_bytes", "tracemalloc peak during steps (bytes)")
+
+
+def rss_peak(df, fig):
+    """Peak resident set size of the cell process during steps, against model size"""
+    _memory_vs_size(df, fig, "rss_peak_bytes", "RSS peak during steps (bytes)")
+
+
+def throughput(df, fig):
+    """Agent steps per second against batch size, a colour per variant and a line style per batch mode"""
+    ax = fig.add_subplot()
+    ok = df[(df["status"] == "ok") & df["throughput_agent_steps_s"].notna()]
+    if len(ok):
+        sns.lineplot(data=ok, x="p_batch_size", y="throughput_agent_steps_s", hue="variant", style="p_batch_mode",
+                     markers=True, palette=palette(ok), ax=ax, errorbar=None)
+    ax.set(xscale="log", yscale="log", xlabel="batch size (agents)", ylabel="throughput (agent steps / s)")
+
+
+FIGURES.update({f.__name__: f for f in (model_bytes, traced_peak, rss_peak, throughput)})

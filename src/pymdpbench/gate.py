@@ -49,6 +49,22 @@ class Trajectory:
             return cls(**{k: data[k] for k in ("qs", "q_pi", "G", "actions")})
 
 
+def save_absent_reference(path, reason):
+    """The reference file of a grid point whose standard cell was skipped: only the reason, so the
+    point's other variants still run and record that they have nothing to be compared with."""
+    tmp = f"{path}.tmp.{os.getpid()}.npz"
+    np.savez(tmp, absent=np.array(reason))
+    os.replace(tmp, path)
+
+
+def load_reference(path):
+    """(Trajectory, "") from a reference file, or (None, reason) from one written by save_absent_reference."""
+    with np.load(path) as data:
+        if "absent" in data:
+            return None, str(data["absent"])
+    return Trajectory.load(path), ""
+
+
 def observation_sequence(seed, num_obs, num_steps):
     """A seeded (T, M) int array of observations, drawn uniformly per modality."""
     rng = np.random.default_rng(seed)

@@ -21,13 +21,17 @@ COLUMNS = {
     "variant": (pa.string(), "", "engine: standard, numba, sparse, float32, jax, or module:Class"),
     "model": (pa.string(), "", "model name: random, a GNN file, a pymdp environment"),
     "status": (pa.string(), "", "ok | skipped (reason says why)"),
-    "reason": (pa.string(), "", "why a cell was skipped, empty when ok"),
+    "reason": (pa.string(), "", "why a cell was skipped, or why an ok cell lacks a measurement (no gate reference, "
+               "a batch mode its engine has no form of); empty otherwise"),
     "p_states": (pa.int64(), "states", "hidden states per factor"),
     "p_obs": (pa.int64(), "outcomes", "outcomes per modality"),
     "p_actions": (pa.int64(), "actions", "actions per controllable factor"),
     "p_horizon": (pa.int64(), "steps", "policy length"),
     "p_factors": (pa.int64(), "", "hidden-state factors"),
     "p_modalities": (pa.int64(), "", "observation modalities"),
+    "p_density": (pa.float64(), "", "memory study: share of A and B entries drawn non-zero (each column keeps one)"),
+    "p_batch_size": (pa.int64(), "agents", "batch study: agents stepped per batch of observations"),
+    "p_batch_mode": (pa.string(), "", "batch study: sequential | multiprocessing | vectorised"),
     "seed": (pa.int64(), "", "cell seed, derived from the master seed and the grid point"),
     "n_policies": (pa.int64(), "", "number of policies evaluated"),
     "model_bytes": (pa.int64(), "B", "bytes of the model arrays as this engine holds them"),
@@ -43,6 +47,26 @@ COLUMNS = {
     "tracemalloc_peak_bytes": (pa.int64(), "B", "peak Python/numpy allocation during steps"),
     "rss_peak_bytes": (pa.int64(), "B", "peak resident set size of the process during steps"),
     "q_pi_entropy": (pa.float64(), "nats", "entropy of q_pi at the last gate step"),
+    "throughput_agent_steps_s": (pa.float64(), "agent-steps/s", "batch study: agent steps per second over a stream of "
+                                 "observation batches (median of its samples); null when the mode has no form for the engine"),
+    "batch_workers": (pa.int64(), "processes", "batch study: distinct processes that stepped agents (pool workers, or 1)"),
+    "p_lr": (pa.float64(), "", "learning study: lr_pA = lr_pB"),
+    "p_param_info_gain": (pa.bool_(), "", "learning study: parameter information gain (pA, pB novelty) in the EFE"),
+    "p_episodes": (pa.int64(), "episodes", "learning study: episodes each learner plays"),
+    "p_episode_steps": (pa.int64(), "steps", "learning study: actions per episode"),
+    "learning_runs": (pa.int64(), "", "learning study: independent learners per cell, each seeded from the cell seed"),
+    "episode_goal_rate": (pa.list_(pa.float64()), "", "learning study: per episode, share of runs whose reward was positive"),
+    "episode_reward": (pa.list_(pa.float64()), "outcomes", "learning study: per episode, reward outcomes minus loss outcomes, mean over runs"),
+    "episode_step_time_s": (pa.list_(pa.float64()), "s", "learning study: per episode, mean seconds per learning step (mean over runs)"),
+    "episodes_to_converge": (pa.int64(), "episodes", "learning study: first episode from which the 5-episode rolling goal rate stays within 0.1 of its final value"),
+    "final_goal_rate": (pa.float64(), "", "learning study: mean goal rate of the last 5 episodes"),
+    "profile_steps": (pa.int64(), "steps", "profile study: steps run under cProfile"),
+    "profile_total_s": (pa.float64(), "s", "profile study: profiled seconds over all functions (own times summed, profiler overhead included)"),
+    "profile_function": (pa.list_(pa.string()), "", "profile study: top functions by own and by cumulative time, as file:line(name), by own time"),
+    "profile_calls": (pa.list_(pa.int64()), "calls", "profile study: calls of each profile_function over profile_steps"),
+    "profile_own_s": (pa.list_(pa.float64()), "s", "profile study: time inside each function itself over profile_steps"),
+    "profile_cumulative_s": (pa.list_(pa.float64()), "s", "profile study: time in each function and what it calls over profile_steps"),
+    "profile_pstats": (pa.binary(), "", "profile study: the whole profile, marshalled as pstats dump_stats writes it"),
     "dev_qs": (pa.float64(), "", "max |qs - qs_standard| over the gate trajectory"),
     "dev_q_pi": (pa.float64(), "", "max |q_pi - q_pi_standard|"),
     "dev_G": (pa.float64(), "", "max |G - G_standard|"),
@@ -57,6 +81,14 @@ COLUMNS = {
     "rolling_std_s": (pa.list_(pa.float64()), "s", "live monitor: rolling std of step time"),
     "rss_trace_bytes": (pa.list_(pa.int64()), "B", "live monitor: RSS after each sample"),
 }
+
+#: columns that are measurements of time, memory or the machine: they differ between runs.
+#: Every other column is a function of the config alone, so reruns must reproduce it exactly.
+MEASURED = {"setup_time_s", "compile_time_s", "samples_s", "inner_loops", "step_time_s", "step_time_iqr_s",
+            "ci_low_s", "ci_high_s", "stable", "tracemalloc_peak_bytes", "rss_peak_bytes", "blas_threads",
+            "load_avg_1m", "rolling_mean_s", "rolling_std_s", "rss_trace_bytes",
+            "episode_step_time_s", "profile_total_s", "profile_function", "profile_calls", "profile_own_s",
+            "profile_cumulative_s", "profile_pstats"}
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, (typ, _, _) in COLUMNS.items()])
 
@@ -106,6 +138,13 @@ def read_cell(path):
         missing = sorted(set(SCHEMA.names) - set(table.schema.names))
         raise ResultError(f"{path}: columns differ from the row schema (missing: {missing})")
     return table
+
+
+def non_timing_content(df):
+    """The columns a rerun must reproduce exactly, sorted by cell and variant: what resume,
+    cluster and reproducibility checks compare."""
+    columns = [c for c in COLUMNS if c not in MEASURED and c in df.columns]
+    return df[columns].sort_values(["study", "cell", "variant"]).reset_index(drop=True)
 
 
 def environment_of(path):

@@ -62,3 +62,12 @@ def geometric_mean(values):
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     return float(stats.gmean(v)) if len(v) else float("nan")
+
+
+def wilson_interval(rate, n, z=1.96):
+    """Wilson score interval (low, high) of a proportion ``rate`` observed in ``n`` trials (arrays
+    broadcast); unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or 1."""
+    rate = np.asarray(rate, dtype=float)
+    centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2))
+    return centre - half, centre + half

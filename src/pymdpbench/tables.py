@@ -7,7 +7,7 @@ import pandas as pd
 from pymdpbench import stats
 
 #: the grid axis that varies most in each study (x of its figures)
-X_AXIS = {"planning": "p_horizon"}
+X_AXIS = {"planning": "p_horizon", "learning": "p_lr"}
 POINT_COLUMNS = ["p_states", "p_obs", "p_actions", "p_horizon"]
 
 
@@ -96,8 +96,44 @@ def _batch_section(df):
     return lines
 
 
+def _learning_section(df):
+    """What each learning configuration learned on the T-maze, per variant."""
+    ok = df[df["status"] == "ok"].sort_values(["p_lr", "p_param_info_gain", "variant"])
+    lines = ["", "## Learning on the T-maze", "",
+             "| cell | variant | runs | goal rate, first 5 episodes | goal rate, last 5 episodes | episodes to converge "
+             "| time per learning step (median over episodes) |", "|---|---|---|---|---|---|---|"]
+    for _, r in ok.iterrows():
+        rate = np.asarray(r["episode_goal_rate"])
+        lines.append(f"| {r['cell']} | {r['variant']} | {int(r['learning_runs'])} | {rate[:5].mean():.2f} | "
+                     f"{r['final_goal_rate']:.2f} | {int(r['episodes_to_converge'])} | "
+                     f"{_fmt_time(float(np.median(r['episode_step_time_s'])))} |")
+    lines += ["", "Episodes to converge: the first episode from which the 5-episode rolling goal rate stays "
+              "within 0.1 of its final value."]
+    return lines
+
+
+def _profile_section(df, top=10):
+    """The top functions (rows) by share of own time, one column per cell, per variant."""
+    from pymdpbench.studies.profile import profile_functions
+
+    functions = profile_functions(df)
+    lines = []
+    for variant, group in functions.groupby("variant", sort=False):
+        shares = group.pivot_table(index="function", columns="cell", values="own_share", aggfunc="first")
+        calls = group.groupby("function")["calls_per_step"].max()
+        shares = shares.loc[shares.max(axis=1).nlargest(top).index]
+        lines += ["", f"## Profile: {variant} (share of profiled time inside the function itself)", "",
+                  "| function | calls per step (max) | " + " | ".join(shares.columns) + " |",
+                  "|---|---|" + "---|" * len(shares.columns)]
+        for name, row in shares.iterrows():
+            values = " | ".join("" if np.isnan(v) else f"{100 * v:.1f} %" for v in row)
+            lines.append(f"| `{name}` | {calls[name]:.3g} | {values} |")
+    return lines
+
+
 #: study -> extra markdown lines after the common tables
-STUDY_SECTIONS = {"memory": _memory_section, "batch": _batch_section}
+STUDY_SECTIONS = {"memory": _memory_section, "batch": _batch_section, "learning": _learning_section,
+                  "profile": _profile_section}
 
 
 def markdown(df, skipped_files=None):
@@ -120,9 +156,10 @@ def markdown(df, skipped_files=None):
             else:
                 speed = "not counted (gate failed)"
         dev = max(r["dev_qs"], r["dev_q_pi"], r["dev_G_rel"])
-        gate = "pass" if r["gate_pass"] else f"**FAIL** ({int(r['n_action_diff'])} actions differ)"
         if pd.isna(r["gate_pass"]):
             gate = r["reason"] or "not run"
+        else:
+            gate = "pass" if r["gate_pass"] else f"**FAIL** ({int(r['n_action_diff'])} actions differ)"
         stable = "" if r["stable"] else " (unstable)"
         lines.append(f"| {r['cell']} | {r['variant']} | {_fmt_time(r['step_time_s'])}{stable} | "
                      f"{_fmt_time(r['ci_low_s'])}–{_fmt_time(r['ci_high_s'])} | {speed} | {p_adj} | {dev:.1e} | {gate} |")

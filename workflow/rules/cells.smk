@@ -20,7 +20,7 @@ rule reference:
         seed=config["seed"],
         timing=config["timing"],
         memory_cap_bytes=memory_cap_bytes(),
-    threads: config["threads"]
+    threads: cell_threads
     resources:
         bench_slot=1,
         mem_mb=cell_mem_mb,
@@ -44,7 +44,7 @@ rule variant_cell:
         seed=config["seed"],
         timing=config["timing"],
         memory_cap_bytes=memory_cap_bytes(),
-    threads: config["threads"]
+    threads: cell_threads
     resources:
         bench_slot=1,
         mem_mb=cell_mem_mb,

@@ -34,6 +34,11 @@ def point_of(wildcards):
     return POINTS[wildcards.study][wildcards.cell]
 
 
+def cell_threads(wildcards):
+    """The config's threads, unless the point declares its own (a process pool's size)."""
+    return point_of(wildcards).get("threads", config["threads"])
+
+
 def model_files(wildcards):
     """A named model's GNN file, so that editing it reruns its cells."""
     model = point_of(wildcards).get("model", "")
@@ -67,6 +72,8 @@ def all_outputs():
             figure=get_study(study).figures,
             ext=["pdf", "png"],
         )
+    if "profile" in POINTS:
+        outputs += expand("results/cells/profile/{cell}/{variant}.pstats", cell=POINTS["profile"], variant=VARIANTS)
     return outputs + ["results/paper/numbers.json", "results/paper/numbers.tex"]
 
 

@@ -8,6 +8,10 @@ from importlib import import_module
 STUDIES = {
     "inference": "pymdpbench.studies.inference:Inference",
     "planning": "pymdpbench.studies.planning:Planning",
+    "memory": "pymdpbench.studies.memory:Memory",
+    "batch": "pymdpbench.studies.batch:Batch",
+    "learning": "pymdpbench.studies.learning:Learning",
+    "profile": "pymdpbench.studies.profile:Profile",
 }
 
 

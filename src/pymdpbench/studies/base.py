@@ -28,6 +28,11 @@ class Study:
         """What an engine's ``supports(options)`` is asked about."""
         raise NotImplementedError
 
+    def supports(self, point, variant):
+        """(False, reason) when this study cannot measure ``variant`` at ``point`` (its own memory cap,
+        a mode only some engines have); asked before the engine is imported, so such a cell is cheap."""
+        return True, ""
+
     def model_entries(self, point):
         """(entries of A and B, share of non-zeros), for the resource guard before anything is built."""
         raise NotImplementedError
