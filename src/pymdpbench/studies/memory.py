@@ -15,7 +15,13 @@ study's own ``memory_cap_mb``, so that a short run still shows where each varian
 largest model each variant holds is then the largest ``p_states`` with status ok
 (``tables.largest_models``).
 
-The model is drawn dense (pymdp's reference agent takes dense arrays) and handed to every
+``structured_states`` adds models built directly sparse (``models.sparse_model``: each action's B a
+permutation, ``nnz_per_column`` non-zeros per A column; cell ids ``s16384-k4``), which only the
+sparse variant runs: they are the models dense engines cannot hold (16,384 states would need
+8.6 GB dense). Their correctness rests on the sparse engine's own tests against pymdp on the
+same generator at small sizes; in the study their gate columns stay null ("no reference").
+
+The density-grid model is drawn dense (pymdp's reference agent takes dense arrays) and handed to every
 variant, which converts it to its own form; the cell's RSS therefore includes the dense model
 for every variant, while ``model_bytes`` and the tracemalloc peak are the variant's own. Where the
 standard variant is skipped by the cap, the point has no reference trajectory: the other
@@ -24,7 +30,7 @@ variants still run and record ``gate_pass`` null with the reason.
 
 import math
 
-from pymdpbench.models import random_model
+from pymdpbench.models import random_model, sparse_model
 from pymdpbench.studies.base import SizeGrid
 
 
@@ -51,18 +57,28 @@ class Memory(SizeGrid):
                 if cap is not None:
                     point["memory_cap_mb"] = cap
                 points.append(point)
+        k = settings.get("nnz_per_column", 4)
+        for states in settings.get("structured_states", []):
+            points.append({"cell": f"s{states}-k{k}", "states": states, "obs": states, "actions": settings["actions"],
+                           "horizon": 1, "density": None, "nnz_per_column": k})
         return points
 
+    def density(self, point):
+        """The drawn density, or for a structured model its share of non-zeros."""
+        return point["density"] if point["density"] is not None else self.model_entries(point)[1]
+
     def row_parameters(self, point):
-        return {**super().row_parameters(point), "p_density": point["density"]}
+        return {**super().row_parameters(point), "p_density": self.density(point)}
 
     def options(self, point):
-        return {**super().options(point), "density": point["density"]}
+        return {**super().options(point), "density": self.density(point)}
 
     def model_entries(self, point):
         """(entries of A and B, expected share of non-zeros over both)."""
         s, o, d = point["states"], point["obs"], point["density"]
         a_entries, b_entries = o * s, s * s * point["actions"]
+        if d is None:  # structured: k per A column, one per B column and action
+            return a_entries + b_entries, (s * point["nnz_per_column"] + s * point["actions"]) / (a_entries + b_entries)
         share = (a_entries * kept_share(d, o) + b_entries * kept_share(d, s)) / (a_entries + b_entries)
         return a_entries + b_entries, share
 
@@ -70,6 +86,8 @@ class Memory(SizeGrid):
         """The study's own cap, with the same estimate as the run's resource guard."""
         from pymdpbench.cell import estimated_bytes
 
+        if point["density"] is None and variant != "sparse":
+            return False, "structured sparse model: built sparse, for the sparse variant only"
         cap_mb = point.get("memory_cap_mb")
         needed = estimated_bytes(self, point, variant)
         if cap_mb is not None and needed > cap_mb * 2**20:
@@ -77,5 +95,7 @@ class Memory(SizeGrid):
         return True, ""
 
     def build_model(self, point, seed):
+        if point["density"] is None:
+            return sparse_model(seed, point["states"], point["obs"], point["actions"], point["nnz_per_column"])
         return random_model(seed, [point["states"]], [point["obs"]], [point["actions"]],
                             density=point["density"], name="random")
