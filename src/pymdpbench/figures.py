@@ -15,7 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from pymdpbench import tables  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+from pymdpbench import stats, tables  # noqa: E402
 from pymdpbench.engines import ENGINES  # noqa: E402
 
 PALETTE = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
@@ -77,6 +79,25 @@ def speedup(df, fig):
     ax.set(yscale="log", xlabel=LABELS[x], ylabel="speed-up over standard (×)")
     if x == "p_states":
         ax.set_xscale("log")
+
+
+def speedup_heatmap(df, fig):
+    """Speed-up over standard per states x actions, one panel per variant.
+
+    Geometric mean over outcome counts; gate-passing cells of random models only; blank where none."""
+    sp = tables.speedups(df[df["model"] == "random"])
+    sp = sp[sp["gate_pass"]]
+    variants = sorted(sp["variant"].unique())
+    if not variants:
+        fig.add_subplot().set_axis_off()
+        return
+    axes = fig.subplots(1, len(variants), squeeze=False)[0]
+    for ax, variant in zip(axes, variants):
+        grid = (sp[sp["variant"] == variant].groupby(["p_states", "p_actions"])["speedup"]
+                .agg(stats.geometric_mean).unstack("p_actions").sort_index(ascending=False))
+        sns.heatmap(grid, annot=True, fmt=".3g", cmap="viridis", cbar=False, ax=ax, annot_kws={"fontsize": 6},
+                    norm=LogNorm(vmin=max(1e-3, sp["speedup"].min()), vmax=max(1.0, sp["speedup"].max())))
+        ax.set(title=variant, xlabel="actions", ylabel="hidden states" if ax is axes[0] else "")
 
 
 def deviation(df, fig):
@@ -153,7 +174,7 @@ def _short_function(name):
     return f"{location.split(':')[0].rsplit('/', 1)[-1]}:{function.rstrip(')')}"
 
 
-FIGURES = {f.__name__: f for f in (scaling, horizon, speedup, deviation, learning_curve, profile_top)}
+FIGURES = {f.__name__: f for f in (scaling, horizon, speedup, speedup_heatmap, deviation, learning_curve, profile_top)}
 
 
 def render(name, parquet_path, out_paths, width_in=6.5, height_in=3.2):

@@ -11,7 +11,7 @@ from pymdpbench.studies.base import SizeGrid
 
 class Inference(SizeGrid):
     name = "inference"
-    figures = ["scaling", "speedup", "deviation"]
+    figures = ["scaling", "speedup", "speedup_heatmap", "deviation"]
 
     def points(self, settings):
         """The grid, minus points whose states x observations x actions exceeds ``max_size_product``,
