@@ -8,7 +8,6 @@ from pymdpbench import stats
 
 #: the grid axis that varies most in each study (x of its figures)
 X_AXIS = {"planning": "p_horizon", "learning": "p_lr"}
-POINT_COLUMNS = ["p_states", "p_obs", "p_actions", "p_horizon"]
 
 
 def x_axis(study):
@@ -28,19 +27,20 @@ def speedups(df):
     """
     ok = df[df["status"] == "ok"]
     reference = ok[ok["variant"] == "standard"].set_index("cell")
+    point_columns = [c for c in df.columns if c.startswith("p_")] + ["model"]
     out = []
     for _, row in ok[ok["variant"] != "standard"].iterrows():
         if row["cell"] not in reference.index:
             continue
         base = reference.loc[row["cell"]]
         entry = {"study": row["study"], "cell": row["cell"], "variant": row["variant"],
-                 **{c: row[c] for c in POINT_COLUMNS}, "gate_pass": bool(row["gate_pass"])}
+                 **{c: row[c] for c in point_columns}, "gate_pass": bool(row["gate_pass"])}
         if row["gate_pass"]:
             entry.update(stats.speedup(base["samples_s"], row["samples_s"], seed=int(row["seed"]) % 2**32))
         else:
             entry.update({"speedup": np.nan, "speedup_ci_low": np.nan, "speedup_ci_high": np.nan, "p_value": np.nan})
         out.append(entry)
-    table = pd.DataFrame(out, columns=["study", "cell", "variant", *POINT_COLUMNS, "gate_pass", "speedup",
+    table = pd.DataFrame(out, columns=["study", "cell", "variant", *point_columns, "gate_pass", "speedup",
                                        "speedup_ci_low", "speedup_ci_high", "p_value"])
     table["p_adjusted"] = stats.adjust_pvalues(table["p_value"].to_numpy()) if len(table) else []
     table["significant"] = table["p_adjusted"] < 0.05
