@@ -7,12 +7,15 @@ import yaml
 
 from pymdpbench.studies import get_study
 
+from snakemake.utils import validate
+
 config = yaml.safe_load(open(sys.argv[1]))
+validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults the run used
 variants = {"standard", *config["variants"]}
 failures = []
 for study, settings in config["studies"].items():
     df = pd.read_parquet(f"results/{study}.parquet")
-    expected = {(p["cell"], v) for p in get_study(study).points({"max_size_product": 10**12, **settings}) for v in variants}
+    expected = {(p["cell"], v) for p in get_study(study).points(settings) for v in variants}
     found = set(zip(df["cell"], df["variant"]))
     if found != expected:
         failures.append(f"{study}: missing {sorted(expected - found)}, unexpected {sorted(found - expected)}")

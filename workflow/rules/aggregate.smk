@@ -65,4 +65,4 @@ rule numbers:
     log:
         "results/logs/numbers.log",
     script:
-        "../../scripts/numbers.py"
+        "../../scripts/headline_numbers.py"

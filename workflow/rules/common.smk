@@ -78,11 +78,11 @@ def all_outputs():
 
 
 def profile_used():
-    """The profile named on the command line, else the workflow's default profile if present."""
+    """The profile named on the command line (--workflow-profile or --profile), else None."""
     for flag in ("--workflow-profile", "--profile"):
         if flag in sys.argv[:-1]:
             return sys.argv[sys.argv.index(flag) + 1]
-    return "workflow/profiles/default" if os.path.isdir("workflow/profiles/default") else None
+    return None
 
 
 def write_run_manifest():
