@@ -91,6 +91,13 @@ class Profile(SizeGrid):
     name = "profile"
     figures = ["profile_top", "speedup", "deviation"]
 
+    def supports(self, point, variant):
+        """JAX is left out: cProfile sees one opaque call into compiled XLA code, which says nothing
+        about where its time goes (use JAX's own profiler for that)."""
+        if variant == "jax":
+            return False, "cProfile cannot see inside XLA-compiled code"
+        return True, ""
+
     def points(self, settings):
         """States x the fixed observations, actions and horizon, plus each named model; every point
         carries the profiled ``steps`` and the ``top`` functions to keep."""
