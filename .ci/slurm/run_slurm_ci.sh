@@ -20,7 +20,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CI_DIR="$ROOT/.ci/slurm"
 CONFIG="${SLURM_CI_CONFIG:-config/test.yaml}"
 LOCAL_RESULTS="$(cd "$ROOT" && realpath "${SLURM_CI_LOCAL_RESULTS:-results}")"
-RUN_TIMEOUT_S="${SLURM_CI_RUN_TIMEOUT_S:-1500}"
+RUN_TIMEOUT_S="${SLURM_CI_RUN_TIMEOUT_S:-1200}"
 FAULT_TIMEOUT_S=300
 # slurmctld checks that it runs on SlurmctldHost: the node is this machine, by its short name.
 NODE="$(hostname -s)"

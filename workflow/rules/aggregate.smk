@@ -1,5 +1,13 @@
 # Cells -> study tables -> figures, tables (markdown, LaTeX), headline numbers. Every figure and
-# table is marked for `snakemake --report`, captioned from workflow/report/.
+# table is marked for `snakemake --report`, captioned from workflow/report/. They take seconds and
+# run where Snakemake runs, never as cluster jobs.
+
+
+localrules:
+    merge,
+    figure,
+    table,
+    numbers,
 
 
 rule merge:
