@@ -29,3 +29,14 @@ def copy_workflow(dest):
 
 def run_snakemake(workdir, *args, timeout=900):
     return subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def run_workflow(workdir, config, *args):
+    """Copy the workflow into ``workdir``, write ``config`` as c.yaml, run Snakemake to success."""
+    import yaml
+
+    copy_workflow(workdir)
+    (workdir / "c.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", "c.yaml", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir

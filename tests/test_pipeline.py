@@ -4,9 +4,8 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import copy_workflow, run_snakemake
+from conftest import run_snakemake, run_workflow
 
 TINY = {
     "seed": 3,
@@ -21,11 +20,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("pipeline"))
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    result = run_snakemake(workdir, "--cores", "2", "--configfile", "tiny.yaml")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
+    return run_workflow(tmp_path_factory.mktemp("pipeline"), TINY)
 
 
 @pytest.mark.slow
@@ -51,12 +46,12 @@ def test_figures_tables_and_manifest(run):
         assert "numba" in table and "speed-up" in table
     manifest = json.loads((run / "results/manifest.json").read_text())
     assert manifest["config"]["seed"] == 3
-    assert "--configfile tiny.yaml" in manifest["command"]
+    assert "--configfile c.yaml" in manifest["command"]
     assert manifest["environment"]["version_numpy"]
 
 
 @pytest.mark.slow
 def test_second_run_has_nothing_to_do(run):
-    result = run_snakemake(run, "-n", "--cores", "1", "--configfile", "tiny.yaml")
+    result = run_snakemake(run, "-n", "--cores", "1", "--configfile", "c.yaml")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SNAKEMAKE, copy_workflow, run_snakemake
+from conftest import SNAKEMAKE, copy_workflow, run_snakemake, run_workflow
 from pymdpbench.results import non_timing_content, read_cell
 
 CONFIG = {
@@ -40,11 +40,7 @@ def content(workdir):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("whole"))
-    (workdir / "c.yaml").write_text(yaml.safe_dump(CONFIG))
-    result = run_snakemake(workdir, "--cores", "2", "--configfile", "c.yaml")
-    assert result.returncode == 0, result.stderr[-2000:]
-    return content(workdir)
+    return content(run_workflow(tmp_path_factory.mktemp("whole"), CONFIG))
 
 
 @pytest.mark.slow

@@ -121,6 +121,18 @@ def action_marginals(q_pi, policies, num_controls):
     return marginals
 
 
+def check_options(agent, other, action_selection, sampling_mode):
+    """Refuse legacy keywords the engine does not implement (unless at their default) and unknown
+    selection modes, naming them."""
+    unsupported = [k for k, v in other.items() if k not in LEGACY_DEFAULTS or v != LEGACY_DEFAULTS[k]]
+    if unsupported:
+        raise TypeError(f"{type(agent).__module__}.Agent does not support: {', '.join(sorted(unsupported))}")
+    if action_selection not in ("deterministic", "stochastic"):
+        raise ValueError(f"action_selection must be 'deterministic' or 'stochastic', got {action_selection!r}")
+    if sampling_mode not in ("marginal", "full"):
+        raise ValueError(f"sampling_mode must be 'marginal' or 'full', got {sampling_mode!r}")
+
+
 class LegacyAgent:
     """pymdp.legacy's Agent interface and bookkeeping; subclasses supply the numerical kernels.
 
@@ -136,13 +148,7 @@ class LegacyAgent:
                  use_param_info_gain=False, action_selection="deterministic", sampling_mode="marginal",
                  modalities_to_learn="all", factors_to_learn="all", lr_pA=1.0, lr_pB=1.0,
                  A_factor_list=None, B_factor_list=None, **other):
-        unsupported = [k for k, v in other.items() if k not in LEGACY_DEFAULTS or v != LEGACY_DEFAULTS[k]]
-        if unsupported:
-            raise TypeError(f"{type(self).__module__}.Agent does not support: {', '.join(sorted(unsupported))}")
-        if action_selection not in ("deterministic", "stochastic"):
-            raise ValueError(f"action_selection must be 'deterministic' or 'stochastic', got {action_selection!r}")
-        if sampling_mode not in ("marginal", "full"):
-            raise ValueError(f"sampling_mode must be 'marginal' or 'full', got {sampling_mode!r}")
+        check_options(self, other, action_selection, sampling_mode)
 
         # own copies: learning updates pA/pB, and the caller's arrays must stay as given (legacy
         # builds new arrays on each update; an engine that learns in place must not leak it out)

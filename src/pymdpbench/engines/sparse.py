@@ -33,7 +33,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from pymdpbench.engines.base import (EPS_VAL, LEGACY_DEFAULTS, LegacyAgent, as_obj_array, check_distribution,
+from pymdpbench.engines.base import (EPS_VAL, LegacyAgent, as_obj_array, check_distribution, check_options,
                                      construct_policies, obj_array, softmax)
 
 #: ``spm_MDP_G`` keeps only states with q(s) > exp(-16) and logs A as ln(A + exp(-16)) (``legacy/maths.py:547,560``).
@@ -326,13 +326,7 @@ class Agent(LegacyAgent):
                  use_param_info_gain=False, action_selection="deterministic", sampling_mode="marginal",
                  modalities_to_learn="all", factors_to_learn="all", lr_pA=1.0, lr_pB=1.0,
                  A_factor_list=None, B_factor_list=None, **other):
-        unsupported = [k for k, v in other.items() if k not in LEGACY_DEFAULTS or v != LEGACY_DEFAULTS[k]]
-        if unsupported:
-            raise TypeError(f"{type(self).__module__}.Agent does not support: {', '.join(sorted(unsupported))}")
-        if action_selection not in ("deterministic", "stochastic"):
-            raise ValueError(f"action_selection must be 'deterministic' or 'stochastic', got {action_selection!r}")
-        if sampling_mode not in ("marginal", "full"):
-            raise ValueError(f"sampling_mode must be 'marginal' or 'full', got {sampling_mode!r}")
+        check_options(self, other, action_selection, sampling_mode)
 
         B_items = _items(pB if pB is not None else B, SparseTransitions, "pB" if pB is not None else "B")
         if B_factor_list is not None and [list(f) for f in B_factor_list] != _default_b_factor_list(len(B_items)):
