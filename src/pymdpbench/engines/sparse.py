@@ -33,8 +33,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from pymdpbench.engines.base import (EPS_VAL, LegacyAgent, as_obj_array, check_distribution, check_options,
-                                     construct_policies, obj_array, softmax)
+from pymdpbench.engines.base import (EPS_VAL, LEGACY_DEFAULTS, LegacyAgent, as_obj_array, check_distribution,
+                                     check_options, construct_policies, obj_array, softmax)
 
 #: ``spm_MDP_G`` keeps only states with q(s) > exp(-16) and logs A as ln(A + exp(-16)) (``legacy/maths.py:547,560``).
 MDP_G_EPS = np.exp(-16)
