@@ -14,7 +14,6 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/resources.smk"
 include: "workflow/rules/cells.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/aggregate.smk"

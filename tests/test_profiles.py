@@ -89,10 +89,13 @@ class NamedModelStudy:
 
 
 def resource_functions(studies, points):
-    """cell_mem_mb and cell_runtime from resources.smk, with common.smk's names stubbed."""
-    namespace = {"get_study": studies.__getitem__, "point_of": lambda w: points[w.cell]}
-    exec((ROOT / "workflow" / "rules" / "resources.smk").read_text(), namespace)
-    return namespace["cell_mem_mb"], namespace["cell_runtime"]
+    """cell_mem_mb and cell_runtime_min as the workflow calls them for a cell's wildcards."""
+    from pymdpbench import cell
+
+    def call(fn):
+        return lambda w, attempt: fn(studies[w.study], points[w.cell], w.get("variant", "standard"), attempt)
+
+    return call(cell.cell_mem_mb), call(cell.cell_runtime_min)
 
 
 def test_cell_resources_grow_with_model_and_attempt():

@@ -3,6 +3,7 @@ import os
 import sys
 import time
 
+import pymdpbench.cell
 from pymdpbench.engines import ENGINES
 from pymdpbench.studies import get_study
 
@@ -96,4 +97,23 @@ def write_run_manifest():
         config_files=workflow.overwrite_configfiles or ["config/config.yaml"],
         started=RUN_STARTED,
         ended=time.time(),
+    )
+
+
+# Resources per cell (pymdpbench.cell.cell_mem_mb / cell_runtime_min): they grow with the cell's
+# model and double on each retry attempt.
+
+
+def cell_variant(wildcards):
+    """The reference rule has no variant wildcard: it runs the standard engine."""
+    return wildcards.get("variant", "standard")
+
+
+def cell_mem_mb(wildcards, attempt):
+    return pymdpbench.cell.cell_mem_mb(get_study(wildcards.study), point_of(wildcards), cell_variant(wildcards), attempt)
+
+
+def cell_runtime(wildcards, attempt):
+    return pymdpbench.cell.cell_runtime_min(
+        get_study(wildcards.study), point_of(wildcards), cell_variant(wildcards), attempt
     )
