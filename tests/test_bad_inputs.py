@@ -47,7 +47,7 @@ def test_nan_in_a_model_is_named():
 
 def test_nan_in_a_posterior_names_the_array_and_step():
     t = gate.Trajectory(qs=np.ones((3, 2)), q_pi=np.array([[0.5, 0.5], [np.nan, 1.0], [0.5, 0.5]]),
-                        G=np.zeros((3, 2)), actions=np.zeros((3, 1), int))
+                        G=np.zeros((3, 2)), actions=np.zeros((3, 1), int), ties=np.zeros(3, bool))
     with pytest.raises(FloatingPointError, match="numba: q_pi holds NaN or inf at gate step 1"):
         t.check_finite("numba")
 
