@@ -182,20 +182,24 @@ class LegacyAgent:
         for f, d in enumerate(self.D):
             check_distribution(f"D[{f}]", d)
 
+        self._init_control(policy_len, E, gamma=gamma, alpha=alpha, use_utility=use_utility,
+                           use_states_info_gain=use_states_info_gain, use_param_info_gain=use_param_info_gain,
+                           action_selection=action_selection, sampling_mode=sampling_mode,
+                           modalities_to_learn=modalities_to_learn, factors_to_learn=factors_to_learn,
+                           lr_pA=lr_pA, lr_pB=lr_pB)
+
+    def _init_control(self, policy_len, E, modalities_to_learn, factors_to_learn, **settings):
+        """Policies, E, the legacy settings of planning, selection and learning, and the initial
+        beliefs (uniform qs, no action yet). Needs num_controls, num_states, num_modalities set."""
         self.policy_len = policy_len
         self.policies = construct_policies(self.num_controls, policy_len)
         self.E = np.ones(len(self.policies)) / len(self.policies) if E is None else np.asarray(E, dtype=float)
         if self.E.shape != (len(self.policies),):
             raise ValueError(f"E has shape {self.E.shape}; there are {len(self.policies)} policies")
-
-        self.gamma, self.alpha = gamma, alpha
-        self.use_utility, self.use_states_info_gain = use_utility, use_states_info_gain
-        self.use_param_info_gain = use_param_info_gain
-        self.action_selection, self.sampling_mode = action_selection, sampling_mode
+        for name, value in settings.items():  # gamma, alpha, use_*, action_selection, sampling_mode, lr_*
+            setattr(self, name, value)
         self.modalities_to_learn = list(range(self.num_modalities)) if modalities_to_learn == "all" else list(modalities_to_learn)
         self.factors_to_learn = list(range(self.num_factors)) if factors_to_learn == "all" else list(factors_to_learn)
-        self.lr_pA, self.lr_pB = lr_pA, lr_pB
-
         self.qs = obj_array([np.ones(n, dtype=self.dtype) / n for n in self.num_states])
         self.action = None
         self.q_pi = None

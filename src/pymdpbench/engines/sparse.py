@@ -374,26 +374,13 @@ class Agent(LegacyAgent):
             if c.ndim == 2 and c.shape[1] < policy_len:
                 raise ValueError(f"C[{m}] has {c.shape[1]} columns; policy_len={policy_len} needs one per step")
 
-        self.policy_len = policy_len
-        self.policies = construct_policies(self.num_controls, policy_len)
+        self._init_control(policy_len, E, gamma=gamma, alpha=alpha, use_utility=use_utility,
+                           use_states_info_gain=use_states_info_gain, use_param_info_gain=use_param_info_gain,
+                           action_selection=action_selection, sampling_mode=sampling_mode,
+                           modalities_to_learn=modalities_to_learn, factors_to_learn=factors_to_learn,
+                           lr_pA=lr_pA, lr_pB=lr_pB)
         self.joint_actions = construct_policies(self.num_controls, 1)[:, 0, :]
-        self.E = np.ones(len(self.policies)) / len(self.policies) if E is None else np.asarray(E, dtype=float)
-        if self.E.shape != (len(self.policies),):
-            raise ValueError(f"E has shape {self.E.shape}; there are {len(self.policies)} policies")
-
-        self.gamma, self.alpha = gamma, alpha
-        self.use_utility, self.use_states_info_gain = use_utility, use_states_info_gain
-        self.use_param_info_gain = use_param_info_gain
-        self.action_selection, self.sampling_mode = action_selection, sampling_mode
-        self.modalities_to_learn = list(range(self.num_modalities)) if modalities_to_learn == "all" else list(modalities_to_learn)
-        self.factors_to_learn = list(range(self.num_factors)) if factors_to_learn == "all" else list(factors_to_learn)
-        self.lr_pA, self.lr_pB = lr_pA, lr_pB
         self.inference_params = dict(FPI_PARAMS)
-
-        self.qs = obj_array([np.ones(n) / n for n in self.num_states])
-        self.action = None
-        self.q_pi = None
-        self.G = None
         self._ln_c_cache = None
         self._refresh_A()
         self._refresh_B()
