@@ -90,12 +90,12 @@ class NamedModelStudy:
 
 def resource_functions(studies, points):
     """cell_mem_mb and cell_runtime_min as the workflow calls them for a cell's wildcards."""
-    from pymdpbench import cell
+    from pymdpbench import resources
 
     def call(fn):
         return lambda w, attempt: fn(studies[w.study], points[w.cell], w.get("variant", "standard"), attempt)
 
-    return call(cell.cell_mem_mb), call(cell.cell_runtime_min)
+    return call(resources.cell_mem_mb), call(resources.cell_runtime_min)
 
 
 def test_cell_resources_grow_with_model_and_attempt():

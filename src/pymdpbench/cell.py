@@ -7,7 +7,6 @@ few more steps. The standard variant writes the reference trajectory the others 
 """
 
 import itertools
-import math
 import zlib
 
 import numpy as np
@@ -15,11 +14,8 @@ import numpy as np
 from pymdpbench import gate, harness, results, stats
 from pymdpbench.engines import get_engine
 from pymdpbench.models import validate_model
+from pymdpbench.resources import estimated_bytes
 from pymdpbench.studies import get_study
-
-#: bytes per stored matrix entry, for the resource guard (sparse: value + column index, times density).
-BYTES_PER_ENTRY = {"float32": 4, "sparse": 12}
-
 
 def cell_seed(master_seed, study, cell):
     """Deterministic seed of a grid point: the master seed and a CRC of "study/cell".
@@ -32,36 +28,6 @@ def cell_seed(master_seed, study, cell):
 def derived_seeds(seed):
     """(model, observations, actions) seeds spawned from a cell seed."""
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3)]
-
-
-def estimated_bytes(study, point, variant):
-    """Model bytes this variant would hold for the point, before anything is built."""
-    entries, density = study.model_entries(point)
-    per_entry = BYTES_PER_ENTRY.get(variant, 8)
-    return int(entries * per_entry * (density if variant == "sparse" else 1.0))
-
-
-#: MiB a cell process holds before its model: interpreter, numpy, scipy, numba, JAX (measured RSS
-#: of a small cell is about 210 MiB for the standard engine, under 400 MiB for the JAX one).
-CELL_BASE_MEM_MB = 500
-#: copies of the model a cell holds at its peak (agent, warm-up agent, gate agent, work arrays).
-CELL_MODEL_COPIES = 6
-#: minutes a cell takes before its model: imports, compilation or cache load, gate, timing.
-CELL_BASE_RUNTIME_MIN = 2
-#: model bytes per extra minute of runtime (one step touches every entry of A and B).
-CELL_BYTES_PER_MINUTE = 2**27
-
-
-def cell_mem_mb(study, point, variant, attempt=1):
-    """MiB to request for a cell: libraries plus its model's copies, doubled on each retry."""
-    model_mb = CELL_MODEL_COPIES * estimated_bytes(study, point, variant) / 2**20
-    return math.ceil(CELL_BASE_MEM_MB + model_mb) * 2 ** (attempt - 1)
-
-
-def cell_runtime_min(study, point, variant, attempt=1):
-    """Minutes to request for a cell: a fixed start plus one per 128 MiB of model, doubled on each retry."""
-    minutes = CELL_BASE_RUNTIME_MIN + math.ceil(estimated_bytes(study, point, variant) / CELL_BYTES_PER_MINUTE)
-    return minutes * 2 ** (attempt - 1)
 
 
 def held_bytes(arrays):

@@ -3,7 +3,7 @@ import os
 import sys
 import time
 
-import pymdpbench.cell
+import pymdpbench.resources
 from pymdpbench.engines import ENGINES
 from pymdpbench.studies import get_study
 
@@ -100,7 +100,7 @@ def write_run_manifest():
     )
 
 
-# Resources per cell (pymdpbench.cell.cell_mem_mb / cell_runtime_min): they grow with the cell's
+# Resources per cell (pymdpbench.resources.cell_mem_mb / cell_runtime_min): they grow with the cell's
 # model and double on each retry attempt.
 
 
@@ -110,10 +110,10 @@ def cell_variant(wildcards):
 
 
 def cell_mem_mb(wildcards, attempt):
-    return pymdpbench.cell.cell_mem_mb(get_study(wildcards.study), point_of(wildcards), cell_variant(wildcards), attempt)
+    return pymdpbench.resources.cell_mem_mb(get_study(wildcards.study), point_of(wildcards), cell_variant(wildcards), attempt)
 
 
 def cell_runtime(wildcards, attempt):
-    return pymdpbench.cell.cell_runtime_min(
+    return pymdpbench.resources.cell_runtime_min(
         get_study(wildcards.study), point_of(wildcards), cell_variant(wildcards), attempt
     )

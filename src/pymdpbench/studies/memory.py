@@ -84,7 +84,7 @@ class Memory(SizeGrid):
 
     def supports(self, point, variant):
         """The study's own cap, with the same estimate as the run's resource guard."""
-        from pymdpbench.cell import estimated_bytes
+        from pymdpbench.resources import estimated_bytes
 
         if point["density"] is None and variant != "sparse":
             return False, "structured sparse model: built sparse, for the sparse variant only"
