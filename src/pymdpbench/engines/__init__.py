@@ -1,19 +1,56 @@
-"""The variant axis: a registry of engines, each a drop-in for pymdp's legacy ``Agent``.
+"""The variant axis: a registry of engines, each a drop-in for pymdp's legacy ``Agent``, and the
+traits each engine declares as data, so that no study, resource estimate, table or figure has to
+name an engine.
 
 Engines are imported lazily, by name, so that a cell imports only what its variant needs
-(``import pymdp.legacy`` alone pulls in JAX and costs over a second).
+(``import pymdp.legacy`` alone pulls in JAX and costs over a second). The registry and the traits
+are plain data: reading them imports nothing heavy (Snakemake reads them while it builds the DAG).
 """
 
+from dataclasses import dataclass
 from importlib import import_module
 
-#: variant name -> "module:class". Adding a variant = one file + one line here
-#: (or pass "package.module:Class" wherever a variant name is accepted).
+
+@dataclass(frozen=True)
+class Traits:
+    """What the rest of the framework may know about an engine, declared by the engine.
+
+    A custom engine ("module:Class") declares them as a ``traits`` class attribute; without one it
+    gets these defaults (a dense float64 engine that draws like pymdp).
+    """
+
+    #: bytes the engine stores per model entry (dense), or per non-zero entry (``storage="sparse"``)
+    bytes_per_entry: float = 8
+    #: "dense": A and B held whole; "sparse": held as sparse matrices, bytes scale with density
+    storage: str = "dense"
+    #: gate tolerance on max |qs|, |q_pi| and |G| / max(1, |G_ref|) against pymdp's legacy agent
+    tolerance: float = 1e-10
+    #: "numpy": draws exactly like pymdp, from numpy's global RandomState (same actions, same
+    #: RNG state); "own": draws from its own generator, so the gate replays the reference actions
+    rng: str = "numpy"
+    #: whether cProfile sees where its time goes (not inside XLA-compiled code)
+    profilable: bool = True
+    #: "module:Class" of the engine's batched form (many agents per call), or None
+    batched: str | None = None
+
+
+#: variant name -> "module:class". Adding a variant = one file + one line here (and one in TRAITS
+#: if it differs from the defaults); or pass "package.module:Class" wherever a variant name is accepted.
 ENGINES = {
     "standard": "pymdpbench.engines.standard:Agent",
     "numba": "pymdpbench.engines.numba:Agent",
     "sparse": "pymdpbench.engines.sparse:Agent",
     "float32": "pymdpbench.engines.float32:Agent",
     "jax": "pymdpbench.engines.jax:Agent",
+}
+
+#: traits of the registered engines that differ from the defaults (each engine's module says why)
+TRAITS = {
+    "standard": Traits(),
+    "numba": Traits(),
+    "float32": Traits(bytes_per_entry=4, tolerance=1e-4),
+    "sparse": Traits(bytes_per_entry=12, storage="sparse"),
+    "jax": Traits(tolerance=1e-4, rng="own", profilable=False),
 }
 
 
@@ -30,3 +67,12 @@ def get_engine(variant):
     """The Agent class of a variant (a registered name or a 'module:Class' path)."""
     module_name, class_name = resolve(variant).split(":")
     return getattr(import_module(module_name), class_name)
+
+
+def traits(variant):
+    """The :class:`Traits` of a variant: from the registry for a registered name (no import), else
+    the class's own ``traits`` attribute (defaults if it declares none)."""
+    if variant in TRAITS:
+        return TRAITS[variant]
+    declared = getattr(get_engine(variant), "traits", None)
+    return declared if isinstance(declared, Traits) else Traits()
