@@ -117,7 +117,9 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
 
 def write_cell(out_path, **cell):
     """Measure a cell and write its row to ``out_path`` atomically, with the environment in the metadata."""
-    row = run_cell(**cell)
+    row = {**run_cell(**cell), "host": harness.host()}
+    if row["status"] == "ok" and row.get("samples_s"):  # timing.processes: CIs across fresh processes
+        row.update(harness.timing_across_processes(row, cell))
     results.write_rows([row], out_path, harness.environment())
     return row
 

@@ -92,3 +92,114 @@ def gate_check(agents, model, observations, action_seed=0):
         dev = gate.deviation(reference, trajectory)
         report[name] = max(dev["dev_qs"], dev["dev_q_pi"], dev["dev_G_rel"]), dev["n_action_diff"]
     return report
+
+
+# --- two runs, cell by cell (``pymdpbench compare A B``) ------------------------------------------
+
+#: environment entries whose difference a comparison reports (the rest: distributions, blas)
+ENVIRONMENT_KEYS = ("host", "cpu_model", "cpu_count", "ram_bytes", "platform", "python", "git_commit", "git_dirty",
+                    "cpu_governor", "cpu_turbo", "cpu_mhz_max", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "XLA_FLAGS")
+
+
+def _timing_units(row):
+    """The independent timing units of a row: one median per process when the row was timed in
+    several fresh processes (samples of one process are not independent of each other), else the
+    raw samples."""
+    samples = np.asarray(row["samples_s"], dtype=float)
+    process = row.get("sample_process")
+    if process is not None and len(process) == len(samples) and len(set(process)) > 1:
+        process = np.asarray(process)
+        return np.array([np.median(samples[process == p]) for p in np.unique(process)])
+    return samples
+
+
+def compare_runs(old, new, threshold=0.1, alpha=0.05, seed=0):
+    """Per (study, cell, variant) timed in both runs: ratio = median time new / old, its bootstrap
+    95 % CI and a Mann–Whitney U p-value (Benjamini–Hochberg adjusted over all pairs), and a verdict:
+
+    - ``slower`` (a regression): ratio > 1 + threshold, CI above 1, adjusted p < alpha;
+    - ``faster``: ratio < 1 / (1 + threshold), CI below 1, adjusted p < alpha;
+    - ``gate failed`` (a regression): passed the correctness gate in ``old``, fails it in ``new``;
+    - ``same`` otherwise.
+
+    ``old`` and ``new`` are row frames (``runs.load_rows``). Rows timed in several processes are
+    compared by their per-process medians. Returns a frame sorted by study, cell, variant.
+    """
+    import pandas as pd
+
+    from pymdpbench import stats
+
+    keys = ["study", "cell", "variant"]
+
+    def timed(df):
+        ok = df[(df["status"] == "ok") & df["samples_s"].map(lambda s: s is not None and len(s) > 0)]
+        return ok.drop_duplicates(keys).set_index(keys)
+
+    a, b = timed(old), timed(new)
+    records = []
+    for key in sorted(set(a.index) & set(b.index)):
+        ra, rb = a.loc[key], b.loc[key]
+        result = stats.speedup(_timing_units(rb), _timing_units(ra), seed=seed)
+        records.append({**dict(zip(keys, key)), "old_s": float(np.median(ra["samples_s"])),
+                        "new_s": float(np.median(rb["samples_s"])), "ratio": result["speedup"],
+                        "ratio_ci_low": result["speedup_ci_low"], "ratio_ci_high": result["speedup_ci_high"],
+                        "p_value": result["p_value"], "old_gate_pass": ra.get("gate_pass"),
+                        "new_gate_pass": rb.get("gate_pass")})
+    columns = [*keys, "old_s", "new_s", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value", "p_adjusted", "verdict"]
+    if not records:
+        return pd.DataFrame(columns=columns)
+    out = pd.DataFrame(records)
+    out["p_adjusted"] = stats.adjust_pvalues(out["p_value"])
+    significant = out["p_adjusted"] < alpha
+    slower = significant & (out["ratio"] > 1 + threshold) & (out["ratio_ci_low"] > 1)
+    faster = significant & (out["ratio"] < 1 / (1 + threshold)) & (out["ratio_ci_high"] < 1)
+    gate_failed = (out["old_gate_pass"] == True) & (out["new_gate_pass"] == False)  # noqa: E712 (nullable)
+    out["verdict"] = np.select([gate_failed, slower, faster], ["gate failed", "slower", "faster"], "same")
+    return out[columns]
+
+
+def regressions(comparison):
+    """The rows of a comparison that count as regressions (slower, or the gate newly failed)."""
+    return comparison[comparison["verdict"].isin(["slower", "gate failed"])]
+
+
+def environment_differences(old_env, new_env):
+    """What differs between two runs' environments: ``[(entry, old, new)]`` over the main entries,
+    every installed distribution (``distributions:<name>``) and the BLAS build (``blas``)."""
+    diffs = [(key, old_env.get(key), new_env.get(key)) for key in ENVIRONMENT_KEYS
+             if old_env.get(key) != new_env.get(key)]
+    old_d, new_d = old_env.get("distributions") or {}, new_env.get("distributions") or {}
+    if old_d and new_d:
+        diffs += [(f"distributions:{name}", old_d.get(name), new_d.get(name))
+                  for name in sorted(set(old_d) | set(new_d), key=str.lower) if old_d.get(name) != new_d.get(name)]
+    else:  # runs archived before the full list was kept: compare the named versions
+        diffs += [(key, old_env.get(key), new_env.get(key)) for key in sorted(set(old_env) | set(new_env))
+                  if key.startswith("version_") and old_env.get(key) != new_env.get(key)]
+    blas = lambda env: [(p.get("internal_api"), p.get("version"), p.get("architecture")) for p in env.get("blas") or []]  # noqa: E731
+    if blas(old_env) != blas(new_env):
+        diffs.append(("blas", blas(old_env), blas(new_env)))
+    return diffs
+
+
+def format_comparison(comparison, threshold):
+    """The comparison as a fixed-width text table, regressions marked with ``!``."""
+    if comparison.empty:
+        return "no (study, cell, variant) was timed in both runs"
+    lines = [f"{'study':<10} {'cell':<22} {'variant':<9} {'old':>10} {'new':>10} {'new/old':>8} "
+             f"{'95% CI':>17} {'p (BH)':>8}  verdict"]
+    for r in comparison.itertuples():
+        mark = "!" if r.verdict in ("slower", "gate failed") else " "
+        p = "—" if np.isnan(r.p_adjusted) else f"{r.p_adjusted:.2g}"
+        lines.append(f"{r.study:<10} {r.cell:<22} {r.variant:<9} {_time(r.old_s):>10} {_time(r.new_s):>10} "
+                     f"{r.ratio:>8.3f} {f'[{r.ratio_ci_low:.3f}, {r.ratio_ci_high:.3f}]':>17} {p:>8} {mark}{r.verdict}")
+    counts = comparison["verdict"].value_counts()
+    lines.append(f"{len(comparison)} compared (threshold {threshold:.0%}): "
+                 + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("slower", "faster", "same", "gate failed")))
+    return "\n".join(lines)
+
+
+def _time(seconds):
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e3:.2f} ms" if seconds < 1 else f"{seconds:.3f} s"

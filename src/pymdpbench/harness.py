@@ -11,6 +11,7 @@ import sys
 import time
 import tracemalloc
 from importlib import metadata
+from pathlib import Path
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -167,15 +168,87 @@ def git_state(cwd=None):
         return "unknown", None
 
 
+def _read(path):
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def cpu_flags():
+    """The CPU's feature flags (/proc/cpuinfo), space-separated; None where unreadable."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_frequency():
+    """Frequency governor, current/min/max MHz and turbo state where the OS exposes them (Linux
+    cpufreq); each entry None where it cannot be read (VMs and containers often hide cpufreq)."""
+    base = Path("/sys/devices/system/cpu/cpu0/cpufreq")
+    khz = {name: _read(base / f"scaling_{name}_freq") for name in ("cur", "min", "max")}
+    mhz = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = next((float(line.split(":", 1)[1]) for line in f if line.startswith("cpu MHz")), None)
+    except OSError:
+        pass
+    no_turbo = _read("/sys/devices/system/cpu/intel_pstate/no_turbo")
+    boost = _read("/sys/devices/system/cpu/cpufreq/boost")
+    turbo = None if no_turbo is None and boost is None else (no_turbo == "0" if no_turbo is not None else boost == "1")
+    return {
+        "cpu_governor": _read(base / "scaling_governor"),
+        "cpu_mhz_now": float(khz["cur"]) / 1000 if khz["cur"] else mhz,
+        "cpu_mhz_min": float(khz["min"]) / 1000 if khz["min"] else None,
+        "cpu_mhz_max": float(khz["max"]) / 1000 if khz["max"] else None,
+        "cpu_turbo": turbo,
+    }
+
+
+def blas_build():
+    """Each loaded BLAS/LAPACK/OpenMP library as threadpoolctl sees it: API, implementation,
+    version, threading layer, architecture it was tuned for, file."""
+    from threadpoolctl import threadpool_info
+
+    import numpy  # noqa: F401  (loads numpy's BLAS, so that it is seen)
+    import scipy.linalg  # noqa: F401  (and scipy's, if it has its own)
+
+    keys = ("user_api", "internal_api", "version", "threading_layer", "architecture", "filepath")
+    return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
+
+
+def distributions():
+    """Every installed distribution and its version (importlib.metadata), sorted by name."""
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name] = dist.version
+    return dict(sorted(found.items(), key=lambda item: item[0].lower()))
+
+
+def host():
+    return platform.node()
+
+
 def environment():
-    """Versions, CPU, threads and git state: stored in every Parquet file and the run manifest."""
+    """Versions, CPU, threads and git state: stored in every Parquet file and the run manifest.
+
+    ``version_*`` names the packages a reader looks for first; ``distributions`` holds every
+    installed one; ``blas`` the BLAS/LAPACK build; the CPU's flags and frequency where readable.
+    """
     import psutil
 
     commit, dirty = git_state()
     env = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "host": platform.node(),
+        "host": host(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "ram_bytes": psutil.virtual_memory().total,
@@ -186,6 +259,10 @@ def environment():
                     "pandas", "pyarrow", "snakemake", "pymdpbench"):
         env[f"version_{package}"] = _version(package)
     env.update(thread_settings())
+    env.update(cpu_frequency())
+    env["cpu_flags"] = cpu_flags()
+    env["blas"] = blas_build()
+    env["distributions"] = distributions()
     return env
 
 
@@ -215,8 +292,38 @@ class Monitor:
                   file=self.stream, flush=True)
 
 
+def timing_across_processes(row, cell):
+    """Time the cell of ``row`` in ``timing["processes"] - 1`` more fresh processes, one after
+    another, and return the row's timing columns over all of them (``stats.across_processes``;
+    with one process: the variance and process columns of the cell's own samples).
+
+    Each process is ``python -m pymdpbench time-cell``: a new interpreter (its own hash seed,
+    memory layout, JIT code placement) that builds the same seeded model and agent and times it
+    as the cell did; the cell's own samples are process 0. Only the timing is taken from the
+    other processes: gate, memory and every other column stay the cell's own.
+    """
+    import json
+    import tempfile
+
+    from pymdpbench import results, stats
+
+    timing = cell["timing"]
+    processes = timing.get("processes", 1)
+    per_process = [row["samples_s"]]
+    spec = {**cell, "timing": {**timing, "processes": 1}, "reference_path": None, "write_reference": None}
+    with tempfile.TemporaryDirectory(prefix="pymdpbench-processes-") as tmp:
+        spec_path = Path(tmp) / "cell.json"
+        spec_path.write_text(json.dumps(spec, default=str))
+        for i in range(1, processes):
+            out = Path(tmp) / f"process{i}.parquet"
+            subprocess.run([sys.executable, "-m", "pymdpbench", "time-cell", str(spec_path), str(out)], check=True)
+            per_process.append(results.read_cell(out).column("samples_s")[0].as_py())
+    return stats.across_processes(per_process, timing["unstable_iqr_ratio"], seed=row["seed"] % 2**32)
+
+
 def write_manifest(path, command, config, profile, config_files, started, ended):
-    """``results/manifest.json``: everything a stranger needs to rerun this run the same way."""
+    """``results/manifest.json``: everything a stranger needs to rerun this run the same way; then
+    the run is archived under ``results/runs/<run_id>/`` (``pymdpbench.runs.archive``)."""
     import datetime
     import json
     import uuid
@@ -237,4 +344,7 @@ def write_manifest(path, command, config, profile, config_files, started, ended)
         "environment": environment(),
     }
     write_text(path, json.dumps(manifest, indent=2, default=str) + "\n")
+    from pymdpbench import runs
+
+    runs.archive(Path(path).parent, manifest["run_id"])
     return manifest

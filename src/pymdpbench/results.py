@@ -44,6 +44,15 @@ COLUMNS = {
     "ci_low_s": (pa.float64(), "s", "bootstrap 95% CI of the median, low"),
     "ci_high_s": (pa.float64(), "s", "bootstrap 95% CI of the median, high"),
     "stable": (pa.bool_(), "", "IQR <= unstable_iqr_ratio * median"),
+    "processes": (pa.int64(), "processes", "fresh processes the cell was timed in, one after another (timing.processes); "
+                  "samples_s holds all their samples and the CI resamples whole processes"),
+    "sample_process": (pa.list_(pa.int64()), "", "process (0 = the cell's own) that took each entry of samples_s"),
+    "within_process_var_s2": (pa.float64(), "s^2", "mean over processes of the variance of their samples_s"),
+    "between_process_var_s2": (pa.float64(), "s^2", "variance of the process means beyond within-process noise "
+                               "(one-way random effects, floored at 0); null with one process"),
+    "between_process_share": (pa.float64(), "", "between / (within + between process variance): the share of "
+                              "timing noise that one process alone cannot see; null with one process"),
+    "host": (pa.string(), "", "host name of the machine that measured the row"),
     "tracemalloc_peak_bytes": (pa.int64(), "B", "peak Python/numpy allocation during steps"),
     "rss_peak_bytes": (pa.int64(), "B", "peak resident set size of the process during steps"),
     "q_pi_entropy": (pa.float64(), "nats", "entropy of q_pi at the last gate step"),
@@ -85,7 +94,8 @@ COLUMNS = {
 #: columns that are measurements of time, memory or the machine: they differ between runs.
 #: Every other column is a function of the config alone, so reruns must reproduce it exactly.
 MEASURED = {"setup_time_s", "compile_time_s", "samples_s", "inner_loops", "step_time_s", "step_time_iqr_s",
-            "ci_low_s", "ci_high_s", "stable", "tracemalloc_peak_bytes", "rss_peak_bytes", "blas_threads",
+            "ci_low_s", "ci_high_s", "stable", "sample_process", "within_process_var_s2",
+            "between_process_var_s2", "between_process_share", "host", "tracemalloc_peak_bytes", "rss_peak_bytes", "blas_threads",
             "load_avg_1m", "rolling_mean_s", "rolling_std_s", "rss_trace_bytes",
             "episode_step_time_s", "profile_total_s", "profile_function", "profile_calls", "profile_own_s",
             "profile_cumulative_s", "profile_pstats"}

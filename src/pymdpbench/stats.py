@@ -71,3 +71,34 @@ def wilson_interval(rate, n, z=1.96):
     centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z / (1 + z**2 / n) * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2))
     return centre - half, centre + half
+
+
+def across_processes(samples_per_process, unstable_iqr_ratio, seed=0):
+    """Summary of a cell timed in several fresh processes (one list of samples per process).
+
+    Median and IQR of all samples pooled; the 95 % CI of the median by a cluster bootstrap that
+    resamples whole processes (then a CI holds across processes, not only within one); and the
+    variance split of a one-way random-effects model: ``within`` is the mean of the processes'
+    sample variances, ``between`` the variance of the process means beyond what within-process
+    noise explains, ``(MS_between - MS_within) / n`` floored at 0 (n samples per process).
+    With one process, ``between`` is None: it cannot be estimated.
+    """
+    groups = [np.asarray(s, dtype=float) for s in samples_per_process]
+    pooled = np.concatenate(groups)
+    summary = summarise(pooled, unstable_iqr_ratio, seed)
+    within = float(np.mean([g.var(ddof=1) if len(g) > 1 else 0.0 for g in groups]))
+    out = {"processes": len(groups), "samples_s": pooled.tolist(),
+           "sample_process": np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]).tolist(),
+           "within_process_var_s2": within, "between_process_var_s2": None, "between_process_share": None}
+    if len(groups) < 2:
+        return {**summary, **out}
+    n = np.mean([len(g) for g in groups])
+    ms_between = n * float(np.var([g.mean() for g in groups], ddof=1))
+    between = max(0.0, (ms_between - within) / n)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(len(groups), size=(RESAMPLES, len(groups)))
+    medians = np.array([np.median(np.concatenate([groups[i] for i in pick])) for pick in picks])
+    low, high = np.percentile(medians, [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
+    total = within + between
+    return {**summary, **out, "ci_low_s": float(low), "ci_high_s": float(high), "between_process_var_s2": between,
+            "between_process_share": between / total if total > 0 else 0.0}
