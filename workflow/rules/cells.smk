@@ -1,5 +1,6 @@
 # One rule per kind of cell: a grid point and a variant -> one Parquet file.
 # Declare bench_slot=1 on every timed cell: `--resources bench_slot=1` then serialises timing.
+# Snakemake's benchmark file of each job (wall time, peak RSS, CPU) lands in results/benchmarks/.
 
 
 ruleorder: reference > variant_cell
@@ -14,6 +15,8 @@ rule reference:
         reference="results/cells/{study}/{cell}/reference.npz",
     log:
         "results/logs/{study}/{cell}/standard.log",
+    benchmark:
+        "results/benchmarks/{study}/{cell}/standard.tsv"
     params:
         point=point_of,
         engine=ENGINES["standard"],
@@ -38,6 +41,8 @@ rule variant_cell:
         cell="results/cells/{study}/{cell}/{variant}.parquet",
     log:
         "results/logs/{study}/{cell}/{variant}.log",
+    benchmark:
+        "results/benchmarks/{study}/{cell}/{variant}.tsv"
     params:
         point=point_of,
         engine=engine_path,
