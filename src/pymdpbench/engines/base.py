@@ -9,14 +9,10 @@ stochastic draws), so that an engine seeded like the reference draws the same ac
 Semantics and constants: ``pymdp-legacy-spec.md`` (pymdp 1.0.4, ``pymdp/legacy``).
 """
 
-import itertools
-
 import numpy as np
 
-#: ``spm_log_single`` stabiliser, ``legacy/maths.py:17``.
-EPS_VAL = 1e-16
-#: tie tolerance of ``select_highest``, ``legacy/control.py:1229``.
-TIE_TOL = 1e-8
+from pymdpbench.engines.legacy_math import (EPS_VAL, TIE_TOL, action_marginals, construct_policies,  # noqa: F401
+                                            normalise, select_action, select_highest, softmax)
 
 #: Keywords of the legacy Agent that an own-kernel engine accepts only at their default value.
 LEGACY_DEFAULTS = {
@@ -79,46 +75,6 @@ def check_distribution(name, array):
     if np.any(bad):
         column = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name} is not normalised: column {column} sums to {sums[column]:.6g}, not 1")
-
-
-def normalise(array):
-    """``norm_dist``: columns divided by their sums, no epsilon (``legacy/utils.py:324-326``)."""
-    return array / array.sum(axis=0)
-
-
-def softmax(x):
-    """``legacy/maths.py:363-371`` for a vector."""
-    e = np.exp(x - x.max())
-    return e / e.sum()
-
-
-def construct_policies(num_controls, policy_len):
-    """All policies as a (P, H, F) int array, in legacy's lexicographic order (``legacy/control.py:953-993``)."""
-    digits = [range(n) for n in list(num_controls) * policy_len]
-    return np.array(list(itertools.product(*digits)), dtype=np.int64).reshape(-1, policy_len, len(num_controls))
-
-
-def select_highest(options):
-    """Index of the largest entry; entries within 1e-8 of the max are a tie broken by ``np.random.choice``."""
-    ties = np.flatnonzero(np.abs(options - options.max()) <= TIE_TOL)
-    if len(ties) > 1:
-        return int(ties[np.random.choice(len(ties))])
-    return int(ties[0])
-
-
-def sample(p):
-    """One draw from ``p`` through ``np.random.multinomial``, exactly as ``legacy/utils.py:39-42``."""
-    p = p.squeeze() if len(p) > 1 else p
-    return int(np.where(np.random.multinomial(1, p) == 1)[0][0])
-
-
-def action_marginals(q_pi, policies, num_controls):
-    """P_f(a) = sum of q_pi over policies whose first action on factor f is a, normalised."""
-    marginals = []
-    for f, n in enumerate(num_controls):
-        m = np.bincount(policies[:, 0, f], weights=q_pi, minlength=n)
-        marginals.append(m / m.sum())
-    return marginals
 
 
 def check_options(agent, other, action_selection, sampling_mode):
@@ -215,20 +171,8 @@ class LegacyAgent:
 
     def sample_action(self):
         """Legacy ``sample_action``: marginal or full, deterministic or stochastic, numpy's global RNG."""
-        if self.sampling_mode == "marginal":
-            action = np.zeros(self.num_factors)
-            for f, p in enumerate(action_marginals(np.asarray(self.q_pi, dtype=float), self.policies, self.num_controls)):
-                if self.action_selection == "deterministic":
-                    action[f] = select_highest(p)
-                else:
-                    action[f] = sample(softmax(np.log(p + EPS_VAL) * self.alpha))
-        else:
-            q_pi = np.asarray(self.q_pi, dtype=float)
-            if self.action_selection == "deterministic":
-                index = select_highest(q_pi)
-            else:
-                index = sample(softmax(np.log(q_pi + EPS_VAL) * self.alpha))
-            action = self.policies[index, 0, :].astype(float)
+        action = select_action(self.q_pi, self.policies, self.num_controls, self.sampling_mode,
+                               self.action_selection, self.alpha)
         self.action = action
         return action
 
