@@ -8,9 +8,8 @@ import shutil
 
 import pytest
 import yaml
-from snakemake.iocontainers import Wildcards
-
 from conftest import ROOT, copy_workflow, run_snakemake
+from snakemake.iocontainers import Wildcards
 
 PROFILES = ROOT / "workflow" / "profiles"
 #: keys that choose how jobs run, never what they compute.
@@ -33,7 +32,9 @@ def test_slurm_profile_keys():
     # Without an accounting database sacct fails and the plugin would wait forever.
     assert profile["slurm-status-command"] == "squeue"
     assert profile["retries"] >= 1
-    assert profile["default-resources"]["slurm_partition"]
+    # A site's partition and account come from the command line or a user profile, never from this
+    # tracked file; it sets no default-resources at all, so a user profile's pass through.
+    assert "default-resources" not in profile
     assert profile["seconds-between-status-checks"] <= 10
     # squeue only sees finished jobs for MinJobAge (300 s by default) seconds.
     assert 3 * profile["slurm-init-seconds-before-status-checks"] <= 300
@@ -74,6 +75,25 @@ def test_slurm_dry_run_groups_cells(workdir):
     n_cells = len(re.findall(r"rule (reference|variant_cell):", ungrouped))
     assert n_cells >= 10
     assert submissions(grouped) < submissions(ungrouped) / 3
+
+
+def test_partition_and_account_come_from_a_user_profile(workdir, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "config.yaml").write_text("default-resources:\n  slurm_partition: lab_part\n  slurm_account: lab_acct\n")
+    output = dry_run(workdir, "--profile", str(site), "--workflow-profile", "workflow/profiles/slurm")
+    cells = re.findall(r"^\s*rule (?:reference|variant_cell):\n(?:.*\n)*?\s+resources: (.*)$", output, re.M)
+    assert cells
+    assert all("slurm_partition=lab_part" in r and "slurm_account=lab_acct" in r for r in cells)
+    assert all("mem_mb=" in r and "runtime=" in r for r in cells)  # the cells' own sizes are kept
+
+
+def test_partition_on_the_command_line(workdir):
+    output = dry_run(
+        workdir, "--workflow-profile", "workflow/profiles/slurm", "--default-resources", "slurm_partition=cli_part"
+    )
+    resources = re.findall(r"^\s+resources: (.*)$", output, re.M)
+    assert resources and all("slurm_partition=cli_part" in r for r in resources)
 
 
 def test_default_profile_dry_run(workdir):

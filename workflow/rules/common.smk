@@ -105,7 +105,7 @@ def write_run_manifest():
 
 
 def cell_variant(wildcards):
-    """The reference rule has no variant wildcard: it runs the standard engine."""
+    """The reference cell has no variant wildcard: it runs the standard engine."""
     return wildcards.get("variant", "standard")
 
 
