@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from pymdpbench import gate
-from pymdpbench.engines import get_engine
+from pymdpbench.engines import get_engine, traits
 from pymdpbench.engines.jax import Agent
 from pymdpbench.engines.standard import Agent as LegacyAgent
 from pymdpbench.models import random_model
 
 STEPS = 12
+#: the gate tolerance the registry declares for this engine
+TOL = traits("jax").tolerance
 #: exp(-16), the state info gain truncation and stabiliser of legacy's spm_MDP_G.
 EXP_M16 = np.exp(-16)
 
@@ -50,7 +52,7 @@ def test_registered_as_jax():
 def test_one_factor_passes_the_gate(case, request):
     reference, trajectory, _ = request.getfixturevalue(case)
     dev = gate.deviation(reference, trajectory)
-    assert gate.passes(dev, Agent.tolerance), dev
+    assert gate.passes(dev, TOL), dev
     # equal by configuration up to rounding: single-factor FPI is one exact shot in both
     assert dev["dev_qs"] < 1e-13
     assert dev["dev_q_pi"] < 1e-9
@@ -78,7 +80,7 @@ def test_two_factors_equal_legacy_run_to_the_same_ten_sweeps():
     dev = gate.deviation(reference, trajectory)
     assert dev["dev_qs"] < 1e-12, dev
     assert dev["dev_q_pi"] < 1e-9, dev
-    assert gate.passes(dev, Agent.tolerance), dev
+    assert gate.passes(dev, TOL), dev
 
 
 def test_empirical_prior_uses_the_action_set_from_outside():
@@ -110,7 +112,7 @@ def test_learning_matches_legacy_on_dense_dirichlets():
         agent = Agent(**model.agent_kwargs(), **options)
         trajectory = gate.run_trajectory(agent, observations, 1, learning=order, forced_actions=reference.actions)
         dev = gate.deviation(reference, trajectory)
-        assert gate.passes(dev, Agent.tolerance), (order, dev)
+        assert gate.passes(dev, TOL), (order, dev)
         for name in ("A", "B", "pA", "pB"):
             np.testing.assert_allclose(getattr(agent, name)[0], getattr(legacy, name)[0], rtol=0, atol=1e-12,
                                        err_msg=f"{name} after learning ({order})")

@@ -2,7 +2,8 @@
 
 Every number comes from pymdp's JAX code (``Agent.infer_states``, ``update_empirical_prior``,
 ``infer_policies``, ``sample_action``, and for learning ``pymdp.learning``, the functions
-``Agent.infer_parameters`` calls); this module configures it like legacy and adapts the calls:
+``Agent.infer_parameters`` calls); this module configures it like legacy and adapts the calls.
+What it shares with legacy and what not, with measurements: ``docs/engines-jax.md``.
 
 * ``batch_size=1``; ``gamma``, ``alpha``, ``sampling_mode``, ``action_selection``, the ``use_*``
   flags, the factor lists and ``lr_pA``/``lr_pB`` are passed as given (legacy's defaults
@@ -10,52 +11,39 @@ Every number comes from pymdp's JAX code (``Agent.infer_states``, ``update_empir
 * ``C`` is passed as ``ln(softmax(C) + 1e-16)``, the log-preferences of legacy's utility
   (``legacy/control.py:619-661``). JAX uses ``C`` raw; raw ``C`` would shift every ``G`` by
   ``H * sum_m logsumexp(C_m)``. A 2-D legacy ``C_m`` (No x T) becomes JAX's (T x No).
-* ``num_iter=10``: JAX's fixed-point iteration runs a fixed number of sweeps; legacy stops when
-  the free energy changes by less than 1e-3, after at most 10 sweeps (``legacy/agent.py:926``).
-  10 is legacy's maximum. With one hidden-state factor both are one exact shot.
+* ``num_iter = inference_params["num_iter"]`` (10 by default): JAX's fixed-point iteration runs a
+  fixed number of sweeps; legacy stops when the free energy changes by less than ``dF_tol``, after
+  at most ``num_iter`` sweeps (``legacy/agent.py:923-927``). With one hidden-state factor both are
+  one exact shot; with several, legacy's early stop is the whole difference.
 * float64: importing this module calls ``jax.config.update("jax_enable_x64", True)`` for the whole
   process, so that the comparison with legacy is not swamped by float32 rounding (~1e-7).
+* Refused (``supports`` and the constructor): ``use_param_info_gain`` with pA/pB (JAX weights it
+  with the digamma ``spm_wnorm``), learning on pA/pB with zeros (no ``[A>0]`` mask in JAX), and the
+  legacy keywords listed in :data:`REFUSED`.
 
-Deviation from ``pymdp.legacy``, measured on 30-step trajectories of 24 seeded random models
-(1-2 factors, 2-16 states, 1-2 modalities, H 1-2, density 1 or 0.5) replayed on the reference's
-actions, and on 8-256-state models; max over steps (qs | q_pi | |G| / max(1, |G_ref|) | actions):
+Changes after construction. The legacy-facing attributes are plain numpy (object arrays, as in
+pymdp legacy). Every public call first compares what the compiled code depends on with what it
+was built from: settings by value, arrays by their bytes (an exact comparison with a saved copy,
+see :func:`_freeze`). A change is applied before the call runs: a new A, B, pA or pB of a learning
+agent goes into the jit arguments; any other change rebuilds the JAX Agent and re-jits its
+methods, which then compile at their next call. That time is added to ``compile_time_s`` (and
+``rebuild_time_s``; ``rebuilds`` counts them). A change this engine cannot apply (see
+:data:`FIXED`) raises ``ValueError`` naming the attribute.
 
-* one factor, dense A and B, also when learning A and B: 3e-15 | 7e-11 | 3e-6 | none differ;
-* one factor, sparse, every observation possible under the prior: 5e-14 | 1.1e-6 | 5e-7 | none;
-* one factor, sparse, an observation with p(o) < 1e-12 under the prior: up to 0.1 | 0.4 | 0.09 |
-  some differ (2 of 4 sparse one-factor models);
-* two factors (fixed 10 sweeps against legacy's dF stop): 0.015-0.24 | 0.002-0.16 | up to 0.07 |
-  3 of 12 models;
-* use_param_info_gain with pA/pB (digamma spm_wnorm): q_pi up to 1.0, G by O(10), 18 of 20
-  actions differ; refused;
-* learning on pA/pB with zeros (no [A>0] mask in JAX): qs 0.08, q_pi 0.28, learned B by up to 1.0;
-  refused.
-
-* G: JAX computes the state info gain over all states with clip(eps) logs; legacy's
-  ``spm_MDP_G`` drops states with q(s) <= exp(-16) and uses ``A ln(A + exp(-16))``. On dense A
-  that shifts every G by exactly ``-H * sum_m No_m * exp(-16)`` (``exp(-16) = 1.1e-7``), the same
-  for every policy, so q_pi keeps ~1e-11; on sparse A a policy-dependent part of ~1e-7 remains.
-* An observation impossible under the prior: the posterior is then set by the stabilisers,
-  ``ln(x + 1e-16)`` in legacy, ``ln(clip(x, 2.2e-16))`` in JAX, and the two disagree. It occurs
-  when observations are drawn independently of a sparse model, as the gate draws them.
-* Two factors: with legacy forced to 10 sweeps (``inference_params["dF_tol"] = -1``) qs agree
-  to 2e-14; the whole difference is where legacy stops.
-* ``use_param_info_gain`` with pA/pB and learning on pA/pB with zeros are refused (``supports``
-  and the constructor). Without pA and pB legacy skips the parameter info gain, and so does this.
-* Actions: JAX selects with ``argmax`` (first index; legacy breaks exact ties at random) or draws
-  with ``jax.random``, so it cannot reproduce numpy's draws. ``replays_reference_actions`` tells the
-  gate to replay this engine on the reference's actions
-  (``gate.run_trajectory(..., forced_actions=reference.actions)``): its own action is recorded
-  and differing actions are counted, and the next empirical prior uses ``self.action``, which
-  the gate sets to the reference's action.
+Actions: JAX selects with ``argmax`` (first index; legacy breaks exact ties at random) or draws
+with ``jax.random``, so it cannot reproduce numpy's draws. ``replays_reference_actions`` tells the
+gate to replay this engine on the reference's actions
+(``gate.run_trajectory(..., forced_actions=reference.actions)``): its own action is recorded and
+differing actions are counted, and the next empirical prior uses ``self.action``, which the gate
+sets to the reference's action.
 
 Compilation: each method is one ``jax.jit`` function, compiled at its first call or in
-``warmup()``, which returns the seconds it took. The JAX Agent is closed over (passing the Agent
-pytree on every call is the slow way, see the performance baseline); an agent with pA or pB
-passes A, B, pA, pB as arguments instead, since learning changes them between steps. Each agent
-instance compiles its own functions.
+``warmup()``. The JAX Agent is closed over (passing the Agent pytree on every call is the slow
+way); an agent with pA or pB passes A, B, pA, pB as arguments instead, since learning changes
+them between steps. Each agent instance compiles its own functions.
 """
 
+import inspect
 import time
 
 import jax
@@ -68,14 +56,119 @@ import numpy as np  # noqa: E402
 from jax import random as jr  # noqa: E402
 from pymdp import learning  # noqa: E402
 from pymdp.agent import Agent as JaxAgent  # noqa: E402
+from pymdp.legacy.agent import Agent as PymdpLegacyAgent  # noqa: E402
 
-from pymdpbench.engines.base import EPS_VAL, LegacyAgent, obj_array  # noqa: E402
+from pymdpbench.engines.base import EPS_VAL, LegacyAgent, normalise, obj_array  # noqa: E402
 
-#: JAX's fixed number of fixed-point sweeps: legacy's maximum (``legacy/agent.py:926``).
-NUM_ITER = 10
+#: Legacy's FPI settings (``legacy/agent.py:923-927``); JAX runs ``num_iter`` sweeps, no dF stop.
+DEFAULT_INFERENCE_PARAMS = {"num_iter": 10, "dF": 1.0, "dF_tol": 0.001, "compute_vfe": True}
 
 #: The model arrays learning can change: kept in JAX form, read as numpy attributes of the same names.
 MODEL_FIELDS = ("A", "B", "pA", "pB")
+
+#: Keywords of ``pymdp.legacy.agent.Agent.__init__`` with their defaults (the signature itself).
+LEGACY_KEYWORDS = {name: p.default for name, p in inspect.signature(PymdpLegacyAgent.__init__).parameters.items()
+                   if name not in ("self", "A", "B")}
+
+#: Keywords passed on to :class:`pymdpbench.engines.base.LegacyAgent` (and so to pymdp's JAX Agent).
+IMPLEMENTED = ("C", "D", "E", "pA", "pB", "policy_len", "gamma", "alpha", "use_utility", "use_states_info_gain",
+               "use_param_info_gain", "action_selection", "sampling_mode", "modalities_to_learn", "lr_pA",
+               "factors_to_learn", "lr_pB", "A_factor_list", "B_factor_list")
+
+#: Keywords legacy stores but does not read on the paths this engine runs (VANILLA inference, no
+#: sophisticated or inductive planning, no D learning): any value is stored, unused, as in legacy.
+INERT = {
+    "inference_params": "legacy overwrites it with its defaults (legacy/agent.py:303-305)",
+    "lr_pD": "read only by update_D with pD",
+    "use_BMA": "read only by MMP inference", "policy_sep_prior": "read only by MMP inference",
+    "si_horizon": "read only by sophisticated inference",
+    "si_policy_prune_threshold": "read only by sophisticated inference",
+    "si_state_prune_threshold": "read only by sophisticated inference",
+    "si_prune_penalty": "read only by sophisticated inference",
+    "ii_depth": "read only with H", "ii_threshold": "read only with H",
+    "control_fac_idx": "legacy checks it, then construct_policies ignores it (legacy/control.py:953-993)",
+    "num_controls": "accepted when it equals B's last axes, as legacy derives it",
+}
+
+#: Legacy keywords refused at any value but their default, with what they would need.
+REFUSED = {
+    "H": "inductive inference (pymdp JAX builds its I matrix differently)",
+    "pD": "learning D (update_D)",
+    "inference_horizon": "MMP inference horizons",
+    "policies": "custom policies",
+    "inference_algo": "MMP inference (only 'VANILLA')",
+    "save_belief_hist": "belief histories (qs_hist, q_pi_hist)",
+    "sophisticated": "sophisticated inference",
+}
+
+#: Attributes the compiled code was built with that cannot change after construction: a change
+#: raises ValueError naming it. (policy_len, policies, H: legacy reads them only in its constructor.)
+FIXED = ("policy_len", "policies", "num_controls", "num_obs", "num_states", "num_factors", "num_modalities",
+         "A_factor_list", "B_factor_list", "sophisticated", "inference_algo", "H", "I", "pD")
+
+#: Settings a change of which rebuilds the JAX agent. lr_pA and lr_pB are jit arguments (read at each call).
+REBUILT = ("gamma", "alpha", "use_utility", "use_states_info_gain", "use_param_info_gain", "action_selection",
+           "sampling_mode", "modalities_to_learn", "factors_to_learn", "inference_params")
+
+#: Arrays compared by content at every call; A, B, pA, pB too while their numpy form exists (see ``_ModelArray``).
+ARRAYS = ("C", "D", "E")
+
+
+def _is_default(value, default):
+    """Whether a keyword value equals its legacy default, without numpy's ambiguous truth value."""
+    if value is None or default is None:
+        return value is default
+    if isinstance(value, np.ndarray):
+        return value.shape == () and bool(value == default)
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False
+
+
+def _describe(value):
+    """A keyword value for an error message: its repr if short, else its type."""
+    text = repr(value)
+    return text if len(text) <= 40 and not isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+
+
+def _refusals(options, num_controls=None):
+    """Reasons the legacy keywords in ``options`` cannot run here (empty if they all can).
+
+    ``num_controls``: B's last axes, when known (the constructor), to check ``num_controls`` and
+    ``control_fac_idx`` as legacy does (``legacy/agent.py:138-204``).
+    """
+    reasons = [f"{name}={_describe(options[name])} ({REFUSED[name]})" for name in REFUSED
+               if name in options and not _is_default(options[name], LEGACY_KEYWORDS[name])]
+    given = options.get("num_controls")
+    if num_controls is not None and given is not None and list(given) != list(num_controls):
+        reasons.append(f"num_controls={_describe(given)} (must equal B's last axes {list(num_controls)})")
+    controls = num_controls if num_controls is not None else given
+    idx = options.get("control_fac_idx")
+    if idx is not None and controls is not None:
+        bad = [f for f in idx if not 0 <= f < len(controls) or controls[f] < 2]
+        if bad:
+            reasons.append(f"control_fac_idx={_describe(idx)} (factors {bad} have fewer than 2 actions)")
+    return reasons
+
+
+def _freeze(value):
+    """A comparable copy of a setting or array: arrays as (shape, dtype, bytes), containers as tuples.
+
+    Equal frozen values mean equal contents (bytes compared exactly, no hash), so an in-place
+    edit is seen; the copy makes later edits of the original visible.
+    """
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return tuple(_freeze(v) for v in value)
+        return value.shape, value.dtype.str, value.tobytes()
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    return _freeze(np.asarray(value))  # numpy/JAX scalars and arrays
 
 
 def log_preferences(C, policy_len):
@@ -90,8 +183,13 @@ def log_preferences(C, policy_len):
 
 
 class _ModelArray:
-    """Attribute ``A``, ``B``, ``pA`` or ``pB``: a numpy object array, converted from the JAX model
-    only when read after a change; assigning one replaces it in the JAX model too."""
+    """Attribute ``A``, ``B``, ``pA`` or ``pB``: a numpy object array.
+
+    A learning agent keeps its model in JAX form (``agent._model``); the numpy form is made only
+    when read after a change, and compared at every call from then on until learning replaces it
+    (as legacy replaces ``self.A`` on update, ``legacy/agent.py:775-776``). Assigning stores the
+    value; the next call applies it.
+    """
 
     def __set_name__(self, owner, name):
         self.name = name
@@ -99,32 +197,24 @@ class _ModelArray:
     def __get__(self, agent, owner=None):
         if agent is None:
             return self
-        cache = agent.__dict__.setdefault("_numpy_model", {})
-        if self.name not in cache:
+        views = agent.__dict__.setdefault("_views", {})
+        if self.name not in views:
             arrays = agent._model[self.name]
-            cache[self.name] = None if arrays is None else obj_array([np.array(x[0]) for x in arrays])
-        return cache[self.name]
+            views[self.name] = None if arrays is None else obj_array([np.array(x[0]) for x in arrays])
+            agent._seen[self.name] = _freeze(views[self.name])
+        return views[self.name]
 
     def __set__(self, agent, value):
-        if "_model" in agent.__dict__:
-            agent._replace_model(self.name, value)
-        agent.__dict__.setdefault("_numpy_model", {})[self.name] = value
+        agent.__dict__.setdefault("_views", {})[self.name] = value
 
 
-def _density(*dirichlets):
-    """Share of non-zero entries over the given pA/pB object arrays (1.0 if there are none)."""
-    arrays = [np.asarray(x) for d in dirichlets if d is not None for x in d]
-    return float(sum(np.count_nonzero(x) for x in arrays) / sum(x.size for x in arrays)) if arrays else 1.0
-
-
-def _as_jax(arrays):
-    """A legacy object array as a list of float64 JAX arrays."""
-    return None if arrays is None else [jnp.asarray(np.asarray(x, dtype=float)) for x in arrays]
+def _zeros_in(arrays):
+    return arrays is not None and any(np.any(np.asarray(x) == 0) for x in arrays)
 
 
 def _batched(arrays):
     """A legacy object array as a list of float64 JAX arrays with a leading batch axis of 1."""
-    return None if arrays is None else [x[None] for x in _as_jax(arrays)]
+    return None if arrays is None else [jnp.asarray(np.asarray(x, dtype=float))[None] for x in arrays]
 
 
 class Agent(LegacyAgent):
@@ -133,78 +223,193 @@ class Agent(LegacyAgent):
     Extra keyword ``seed``: the ``jax.random`` key of stochastic action selection. If None, it is
     drawn from numpy's global RNG at the first stochastic selection, so ``np.random.seed`` before
     a run makes the run reproducible.
+
+    ``compile_time_s``: seconds spent building the JAX agent and compiling its methods (the first
+    call of each compiled method, including that call), construction and rebuilds together;
+    ``rebuild_time_s`` and ``rebuilds``: the part and number due to changes after construction.
+    The gate tolerance is the registry's (``pymdpbench.engines.TRAITS["jax"]``, 1e-4).
     """
 
     #: The gate replays this engine on the reference's actions: jax.random cannot draw numpy's.
     replays_reference_actions = True
-
-    #: Gate tolerance on max |qs|, |q_pi| and |G| / max(1, |G_ref|). It covers what configuration
-    #: makes equal up to pymdp's stabilisers: one factor with observations possible under the
-    #: prior (measured <= 1.1e-6), with room for the G offset H * sum No * 1.1e-7 of larger models.
-    #: It does not cover the fixed 10 sweeps on several factors (qs up to 0.24) nor impossible
-    #: observations on sparse models: those cells fail the gate with their deviation recorded.
-    tolerance = 1e-4
 
     A = _ModelArray()
     B = _ModelArray()
     pA = _ModelArray()
     pB = _ModelArray()
 
-    def __init__(self, A, B, C=None, D=None, E=None, pA=None, pB=None, policy_len=1, seed=None, **kwargs):
-        super().__init__(A, B, C=C, D=D, E=E, pA=pA, pB=pB, policy_len=policy_len, **kwargs)
-        self._learns = self.pA is not None or self.pB is not None
-        supported, reason = self.supports({"use_param_info_gain": self.use_param_info_gain, "pA": self.pA,
-                                           "pB": self.pB, "density": _density(self.pA, self.pB)})
-        if not supported:
-            raise ValueError(f"{__name__}.Agent does not support {reason}")
-        unbatched = {name: _as_jax(getattr(self, name)) for name in MODEL_FIELDS}
-        self._jax = JaxAgent(
-            C=log_preferences(self.C, policy_len), D=_as_jax(self.D), E=jnp.asarray(self.E, dtype=float),
-            **unbatched,
-            A_dependencies=self.A_factor_list, B_dependencies=self.B_factor_list,
-            policy_len=policy_len, gamma=self.gamma, alpha=self.alpha,
-            use_utility=self.use_utility, use_states_info_gain=self.use_states_info_gain,
-            # refused above with pA/pB; without them legacy skips it silently and JAX would raise
-            use_param_info_gain=False,
-            action_selection=self.action_selection, sampling_mode=self.sampling_mode,
-            inference_algo="fpi", num_iter=NUM_ITER, batch_size=1,
-        )
-        self._model = {name: getattr(self._jax, name) for name in MODEL_FIELDS}
-        jax_policies = np.asarray(self._jax.policies.policy_arr)
-        if not np.array_equal(jax_policies, self.policies):
-            raise RuntimeError("pymdp's JAX Agent enumerates policies in another order than legacy")
+    def __init__(self, A, B, seed=None, **kwargs):
+        unknown = sorted(set(kwargs) - set(LEGACY_KEYWORDS))
+        if unknown:
+            raise TypeError(f"{__name__}.Agent got unexpected keyword arguments: {', '.join(unknown)}")
+        num_controls = [np.shape(b)[-1] for b in (B if isinstance(B, np.ndarray) and B.dtype == object else [B])]
+        reasons = _refusals(kwargs, num_controls)
+        if reasons:
+            raise TypeError(f"{__name__}.Agent does not support: " + "; ".join(reasons))
+        super().__init__(A, B, **{k: v for k, v in kwargs.items() if k in IMPLEMENTED})
+        # the legacy attributes of the keywords this engine stores unused (INERT) or refuses (at default)
+        for name in ("lr_pD", "use_BMA", "policy_sep_prior", "si_horizon", "si_policy_prune_threshold",
+                     "si_state_prune_threshold", "si_prune_penalty", "H", "pD", "inference_horizon",
+                     "inference_algo", "sophisticated"):
+            setattr(self, name, kwargs.get(name, LEGACY_KEYWORDS[name]))
+        self.num_controls = num_controls
+        self.control_fac_idx = (list(kwargs["control_fac_idx"]) if kwargs.get("control_fac_idx") is not None
+                                else [f for f, n in enumerate(num_controls) if n > 1])
+        self.inference_params = dict(DEFAULT_INFERENCE_PARAMS)  # legacy/agent.py:303-305 ignores the keyword
+        self.I = None
+        self.edge_handling_params = {"use_BMA": self.use_BMA, "policy_sep_prior": self.policy_sep_prior}
+        self.curr_timestep = 0
+        self.prev_obs = []
+        self.prev_actions = None
         self.seed = seed
         self._key = None
         self._draws = 0
-        self._qs_jax = [jnp.asarray(q) for q in self.qs]
-        self._qs_seen = self.qs
-        self._q_pi_jax = self._q_pi_seen = None
-        self._compile()
+        self._qs_jax = self._qs_seen = self._q_pi_jax = self._q_pi_seen = None
+        self.compile_time_s = self.rebuild_time_s = 0.0
+        self.rebuilds = 0
+        self._seen = {}
+        self._model = {name: None for name in MODEL_FIELDS}
+        self._build()
 
     @classmethod
     def supports(cls, options):
-        """(False, reason) for what pymdp's JAX Agent computes differently from legacy by design.
+        """(False, reason) for what this engine does not run, else (True, "").
 
-        Reads, when present: ``use_param_info_gain`` together with ``pA``, ``pB`` or a true
-        ``learning`` (JAX's digamma spm_wnorm: G differs by O(10)), and ``learning``/``pA``/``pB``
-        with ``density < 1`` (JAX learns without legacy's [A>0] mask). Everything else runs; its
-        deviation is for the gate to record.
+        Reads the legacy keywords in ``options`` (refused: :data:`REFUSED` at a non-default value,
+        a ``control_fac_idx`` naming a factor with fewer than 2 of ``num_controls``), and:
+        ``use_param_info_gain`` together with ``pA``, ``pB`` or a true ``learning`` (JAX's digamma
+        spm_wnorm: G differs by O(10)), and ``learning``/``pA``/``pB`` with zeros (``density < 1``,
+        or read from pA/pB when given; JAX learns without legacy's [A>0] mask). Everything else
+        runs; its deviation is for the gate to record.
         """
-        dirichlet = options.get("pA") is not None or options.get("pB") is not None or bool(options.get("learning"))
+        reasons = _refusals(options)
+        if reasons:
+            return False, "; ".join(reasons)
+        pA, pB = options.get("pA"), options.get("pB")
+        dirichlet = pA is not None or pB is not None or bool(options.get("learning"))
         if options.get("use_param_info_gain") and dirichlet:
             return False, ("use_param_info_gain=True with pA/pB: pymdp JAX weights it with the digamma "
                            "spm_wnorm, legacy with 1/sum - 1/a (G differs by O(10))")
-        if dirichlet and options.get("density", 1.0) < 1.0:
+        if dirichlet and (options.get("density", 1.0) < 1.0 or _zeros_in(pA) or _zeros_in(pB)):
             return False, ("learning with zeros in pA/pB (density < 1): pymdp JAX adds counts without legacy's "
                            "[A>0]/[B>0] mask, so the zeros fill in")
         return True, ""
 
-    # --- compiled kernels -------------------------------------------------------------------
+    # --- change detection ------------------------------------------------------------------
+
+    def _sync(self):
+        """Apply every change since the last call (or refuse it, naming the attribute)."""
+        seen = self._seen
+        views = self.__dict__.get("_views", {})
+        changed = [name for name in (*REBUILT, *FIXED, *ARRAYS) if _freeze(getattr(self, name)) != seen[name]]
+        changed += [name for name, value in views.items() if _freeze(value) != seen.get(name)]
+        if changed:
+            self._apply(changed)
+
+    def _apply(self, changed):
+        fixed = [name for name in changed if name in FIXED]
+        if fixed:
+            raise ValueError(f"{__name__}.Agent: {', '.join(fixed)} changed after construction; this engine "
+                             "compiled its model with the old value (construct a new Agent)")
+        self._check(changed)
+        views = self.__dict__.get("_views", {})
+        if self._learns and all(name in MODEL_FIELDS for name in changed):
+            self._model = {**self._model, **{name: _batched(views[name]) for name in changed}}
+            self._seen.update({name: _freeze(views[name]) for name in changed})
+            return
+        t0 = time.perf_counter()
+        self._build()
+        self.rebuilds += 1
+        self.rebuild_time_s += time.perf_counter() - t0
+
+    def _expected_shapes(self, name):
+        """The shapes the compiled model needs for ``name`` (C: only its first axis)."""
+        if name == "A":
+            return [(o, *(self.num_states[f] for f in fs)) for o, fs in zip(self.num_obs, self.A_factor_list)]
+        if name == "B":
+            return [(self.num_states[f], *(self.num_states[g] for g in fs), self.num_controls[f])
+                    for f, fs in enumerate(self.B_factor_list)]
+        if name == "C":
+            return [(n,) for n in self.num_obs]
+        if name == "D":
+            return [(n,) for n in self.num_states]
+        return [(len(self.policies),)]  # E
+
+    def _check(self, changed=MODEL_FIELDS + ARRAYS):
+        """Refuse a changed array of another shape, and what the JAX agent would compute differently
+        from legacy, naming the attribute that brought it."""
+        for name in changed:
+            if name in ("pA", "pB") or self._current(name) is None:
+                continue
+            value = self._current(name)
+            if name == "E":
+                shapes = [np.shape(value)]
+            else:
+                shapes = [np.shape(x)[:1] if name == "C" else np.shape(x) for x in value]
+            if shapes != self._expected_shapes(name):
+                raise ValueError(f"{__name__}.Agent: {name} has shapes {shapes}; the model needs "
+                                 f"{self._expected_shapes(name)}")
+        if self.use_param_info_gain and (self._current("pA") is not None or self._current("pB") is not None):
+            raise ValueError(f"{__name__}.Agent does not support use_param_info_gain=True with pA/pB: pymdp JAX "
+                             "weights it with the digamma spm_wnorm, legacy with 1/sum - 1/a")
+        for learned, used in (("pA", "A"), ("pB", "B")):
+            if self._current(learned) is None:
+                continue
+            zeros = [n for n in (learned, used) if (n in changed or n == learned) and _zeros_in(self._current(n))]
+            if zeros:
+                raise ValueError(f"{__name__}.Agent does not support learning with zeros in {zeros[0]}: pymdp JAX "
+                                 "adds counts without legacy's [A>0]/[B>0] mask")
+
+    def _current(self, name):
+        """An array attribute, a model array from its numpy form if it has one (no conversion otherwise)."""
+        if name not in MODEL_FIELDS:
+            return getattr(self, name)
+        views = self.__dict__.get("_views", {})
+        if name in views:
+            return views[name]
+        arrays = self._model[name]
+        return None if arrays is None else [x[0] for x in arrays]
+
+    # --- building and compiling ------------------------------------------------------------
+
+    def _build(self):
+        """(Re)build the JAX agent from the current attributes and re-jit its methods."""
+        t0 = time.perf_counter()
+        views = self.__dict__.get("_views", {})
+        self._check()
+        self._model = {name: _batched(views[name]) if name in views else self._model[name] for name in MODEL_FIELDS}
+        self._learns = self._model["pA"] is not None or self._model["pB"] is not None
+        num_iter = int(self.inference_params.get("num_iter", DEFAULT_INFERENCE_PARAMS["num_iter"]))
+        self._jax = JaxAgent(
+            C=log_preferences(self.C, self.policy_len), D=[jnp.asarray(np.asarray(d, dtype=float)) for d in self.D],
+            E=jnp.asarray(self.E, dtype=float),
+            **{name: None if arrays is None else [x[0] for x in arrays] for name, arrays in self._model.items()},
+            A_dependencies=self.A_factor_list, B_dependencies=self.B_factor_list,
+            policy_len=self.policy_len, gamma=self.gamma, alpha=self.alpha,
+            use_utility=self.use_utility, use_states_info_gain=self.use_states_info_gain,
+            # refused above with pA/pB; without them legacy skips it silently and JAX would raise
+            use_param_info_gain=False,
+            action_selection=self.action_selection, sampling_mode=self.sampling_mode,
+            inference_algo="fpi", num_iter=num_iter, batch_size=1,
+        )
+        if not np.array_equal(np.asarray(self._jax.policies.policy_arr), self.policies):
+            raise RuntimeError("pymdp's JAX Agent enumerates policies in another order than legacy")
+        self._compile()
+        self._seen = {name: _freeze(getattr(self, name)) for name in (*REBUILT, *FIXED, *ARRAYS)}
+        self._seen.update({name: _freeze(value) for name, value in views.items()})
+        self._fresh = set(self._jit)
+        self.compile_time_s += time.perf_counter() - t0
 
     def _compile(self):
-        """(Re)build the jitted methods; compilation itself happens at their first call."""
+        """Jit the methods over the current JAX agent; compilation happens at their first call."""
         jax_agent = self._jax
         num_modalities = self.num_modalities
+        A_factor_list, B_factor_list = self.A_factor_list, self.B_factor_list
+        num_obs, num_controls = self.num_obs, self.num_controls
+        all_modalities = range(self.num_modalities) if self.modalities_to_learn == "all" else self.modalities_to_learn
+        modalities_to_learn = [m for m in range(self.num_modalities) if m in list(all_modalities)]
+        factors_to_learn = (list(range(self.num_factors)) if self.factors_to_learn == "all"
+                            else list(self.factors_to_learn))
 
         def with_model(model):
             if model is None:
@@ -227,35 +432,48 @@ class Agent(LegacyAgent):
         def select_action(q_pi, key, draw):
             return jax_agent.sample_action(q_pi[None], rng_key=jr.fold_in(key, draw)[None])[0]
 
-        def update_A(model, obs, qs):
-            pA = [p if m in self.modalities_to_learn else None for m, p in enumerate(model["pA"])]
+        def update_A(model, obs, qs, lr):
+            pA = [p if m in modalities_to_learn else None for m, p in enumerate(model["pA"])]
             qA, E_qA = jax.vmap(lambda pa, a, o, q: learning.update_obs_likelihood_dirichlet(
-                pa, a, o, q, A_dependencies=self.A_factor_list, categorical_obs=False,
-                num_obs=self.num_obs, lr=self.lr_pA))(
+                pa, a, o, q, A_dependencies=A_factor_list, categorical_obs=False, num_obs=num_obs, lr=lr))(
                     pA, model["A"], [obs[m][None, None] for m in range(num_modalities)], [q[None, None] for q in qs])
             return {**model, "A": E_qA, "pA": [new if new is not None else old for new, old in zip(qA, model["pA"])]}
 
-        def update_B(model, qs, qs_prev, action):
-            joint = [[qs[f][None, None]] + [qs_prev[g][None, None] for g in self.B_factor_list[f]]
-                     for f in range(self.num_factors)]
+        def update_B(model, qs, qs_prev, action, lr):
+            joint = [[qs[f][None, None]] + [qs_prev[g][None, None] for g in B_factor_list[f]]
+                     for f in range(len(B_factor_list))]
             qB, E_qB = jax.vmap(lambda pb, b, j, a: learning.update_state_transition_dirichlet(
-                pb, b, j, a, num_controls=self.num_controls, lr=self.lr_pB,
-                factors_to_update=self.factors_to_learn))(model["pB"], model["B"], joint, action[None, None])
+                pb, b, j, a, num_controls=num_controls, lr=lr, factors_to_update=factors_to_learn))(
+                    model["pB"], model["B"], joint, action[None, None])
             return {**model, "B": E_qB, "pB": qB}
 
         self._jit = {name: jax.jit(fn) for name, fn in (
             ("infer_states", infer_states), ("infer_policies", infer_policies),
             ("select_action", select_action), ("update_A", update_A), ("update_B", update_B))}
 
+    def _call(self, name, *args):
+        """Run a compiled method; its first run after a (re)build counts as compile time."""
+        if name not in self._fresh:
+            return self._jit[name](*args)
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(self._jit[name](*args))
+        seconds = time.perf_counter() - t0
+        self.compile_time_s += seconds
+        if self.rebuilds:
+            self.rebuild_time_s += seconds
+        self._fresh.discard(name)
+        return out
+
     def _model_arg(self):
         """The model as a jit argument if it can change, else None (closed over, so constant)."""
         return self._model if self._learns else None
 
     def _current_qs(self):
-        """JAX copy of ``self.qs``, re-made only if ``self.qs`` was replaced from outside."""
-        if self.qs is not self._qs_seen:
+        """JAX copy of ``self.qs``, re-made if ``self.qs`` was replaced or edited in place."""
+        frozen = _freeze(self.qs)
+        if frozen != self._qs_seen:
             self._qs_jax = [jnp.asarray(np.asarray(q, dtype=float)) for q in self.qs]
-            self._qs_seen = self.qs
+            self._qs_seen = frozen
         return self._qs_jax
 
     def _action_arg(self):
@@ -267,79 +485,108 @@ class Agent(LegacyAgent):
     def warmup(self):
         """Trace and compile every method this agent can run, without changing its state.
 
-        Returns the seconds it took; later calls run the compiled code.
+        Returns the seconds it took (also added to ``compile_time_s``); later calls run the compiled code.
         """
         t0 = time.perf_counter()
+        self._sync()
         model, qs = self._model_arg(), self._current_qs()
         obs = np.zeros(self.num_modalities, dtype=np.int64)
         action = np.zeros(self.num_factors, dtype=np.int64)
-        jax.block_until_ready(self._jit["infer_states"](model, obs, qs, action))
-        q_pi, _ = jax.block_until_ready(self._jit["infer_policies"](model, qs))
-        jax.block_until_ready(self._jit["select_action"](q_pi, jr.PRNGKey(0), 0))
-        if self.pA is not None:
-            jax.block_until_ready(self._jit["update_A"](self._model, obs, qs))
-        if self.pB is not None:
-            jax.block_until_ready(self._jit["update_B"](self._model, qs, qs, action))
+        self._call("infer_states", model, obs, qs, action)
+        q_pi, _ = self._call("infer_policies", model, qs)
+        self._call("select_action", q_pi, jr.PRNGKey(0), 0)
+        if self._model["pA"] is not None:
+            self._call("update_A", self._model, obs, qs, float(self.lr_pA))
+        if self._model["pB"] is not None:
+            self._call("update_B", self._model, qs, qs, action, float(self.lr_pB))
         return time.perf_counter() - t0
 
     # --- legacy interface -------------------------------------------------------------------
 
-    def infer_states(self, observation):
+    def reset(self, init_qs=None):
+        """Legacy ``reset`` (``legacy/agent.py:349-394``, VANILLA): uniform (or given) qs, time 0,
+        and A = E[pA], B = E[pB] when learning."""
+        self.curr_timestep = 0
+        self.qs = obj_array([np.ones(n) / n for n in self.num_states]) if init_qs is None else init_qs
+        if self.pA is not None:
+            self.A = obj_array([normalise(p) for p in self.pA])
+        if self.pB is not None:
+            self.B = obj_array([normalise(p) for p in self.pB])
+        return self.qs
+
+    def step_time(self):
+        """Legacy ``step_time`` (``legacy/agent.py:396-418``, VANILLA): record the action, advance time."""
+        if self.prev_actions is None:
+            self.prev_actions = [self.action]
+        else:
+            self.prev_actions.append(self.action)
+        self.curr_timestep += 1
+        return self.curr_timestep
+
+    def infer_states(self, observation, distr_obs=False):
         """Posterior over hidden states: prior D at the first step, else ``B[..., action] @ qs``."""
+        if distr_obs:
+            raise ValueError(f"{__name__}.Agent does not support distr_obs=True (observations as distributions)")
+        self._sync()
         obs = np.asarray(observation, dtype=np.int64).reshape(self.num_modalities)
-        qs = self._jit["infer_states"](self._model_arg(), obs, self._current_qs(), self._action_arg())
+        qs = self._call("infer_states", self._model_arg(), obs, self._current_qs(), self._action_arg())
         self._qs_jax = qs
         self.qs = obj_array([np.array(q) for q in qs])  # np.array: a fraction of jax.device_get's cost
-        self._qs_seen = self.qs
+        self._qs_seen = _freeze(self.qs)
         return self.qs
 
     def infer_policies(self):
         """(q_pi, G) from pymdp's JAX ``infer_policies`` on the current posterior; G is the negative EFE."""
-        self._q_pi_jax, both = self._jit["infer_policies"](self._model_arg(), self._current_qs())
+        self._sync()
+        self._q_pi_jax, both = self._call("infer_policies", self._model_arg(), self._current_qs())
         self.q_pi, self.G = np.array(both)
-        self._q_pi_seen = self.q_pi
+        self._q_pi_seen = _freeze(self.q_pi)
         return self.q_pi, self.G
 
     def sample_action(self):
         """pymdp JAX's own selection on ``self.q_pi``: argmax (deterministic) or a ``jax.random`` draw."""
+        self._sync()
         if self._key is None:
             seed = self.seed if self.seed is not None else (
                 np.random.randint(2**31) if self.action_selection == "stochastic" else 0)
             self._key = jr.PRNGKey(seed)
-        q_pi = self._q_pi_jax if self.q_pi is self._q_pi_seen else np.asarray(self.q_pi, dtype=float)
-        action = self._jit["select_action"](q_pi, self._key, self._draws)
+        q_pi = self._q_pi_jax if _freeze(self.q_pi) == self._q_pi_seen else np.asarray(self.q_pi, dtype=float)
+        action = self._call("select_action", q_pi, self._key, self._draws)
         self._draws += 1
         self.action = np.asarray(action).astype(float)
+        self.step_time()
         return self.action
 
     def update_A(self, obs):
         """Add ``lr_pA * onehot(o) x qs`` to pA (modalities_to_learn), then A = E[pA] (pymdp.learning)."""
-        if self.pA is None:
+        self._sync()
+        if self._model["pA"] is None:
             raise ValueError("update_A needs pA: construct the Agent with pA")
         obs = np.asarray(obs, dtype=np.int64).reshape(self.num_modalities)
-        self._set_model(self._jit["update_A"](self._model, obs, self._current_qs()))
+        self._set_model(self._call("update_A", self._model, obs, self._current_qs(), float(self.lr_pA)), "A", "pA")
         return self.pA
 
     def update_B(self, qs_prev):
         """Add ``lr_pB * qs x qs_prev x onehot(action)`` to pB (factors_to_learn), then B = E[pB]."""
-        if self.pB is None:
+        self._sync()
+        if self._model["pB"] is None:
             raise ValueError("update_B needs pB: construct the Agent with pB")
         if self.action is None:
             raise ValueError("update_B needs self.action: call it after an action was taken")
         qs_prev = [jnp.asarray(np.asarray(q, dtype=float)) for q in qs_prev]
-        self._set_model(self._jit["update_B"](self._model, self._current_qs(), qs_prev, self._action_arg()))
+        self._set_model(self._call("update_B", self._model, self._current_qs(), qs_prev, self._action_arg(),
+                                   float(self.lr_pB)), "B", "pB")
         return self.pB
 
-    def _set_model(self, model):
-        self._model = model
-        self.__dict__["_numpy_model"] = {}
+    def update_D(self, qs_t0=None):
+        """Refused: learning D needs pD, which this engine does not support."""
+        raise ValueError(f"{__name__}.Agent does not support update_D: pD (learning D) is not supported")
 
-    def _replace_model(self, name, value):
-        """An ``A``/``B``/``pA``/``pB`` assigned from outside: into the JAX agent, then recompile."""
-        if (value is None) != (self._model[name] is None):
-            raise ValueError(f"{name} can be replaced, not added or removed, after construction")
-        arrays = _batched(value)
-        self._model = {**self._model, name: arrays}
-        if arrays is not None:
-            self._jax = eqx.tree_at(lambda a: getattr(a, name), self._jax, arrays)
-        self._compile()
+    def _set_model(self, model, *names):
+        """The model after learning: JAX's arrays are the truth; the numpy forms of the learned
+        ``names`` are dropped (made again when read), as legacy replaces them (``legacy/agent.py:775-776``)."""
+        self._model = model
+        views = self.__dict__.get("_views", {})
+        for name in names:
+            views.pop(name, None)
+            self._seen.pop(name, None)
