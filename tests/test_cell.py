@@ -26,7 +26,7 @@ def test_standard_cell_writes_a_valid_file_and_reference(tmp_path, tiny_timing):
     assert len(row["samples_s"]) == tiny_timing["samples"]
     assert row["ci_low_s"] <= row["step_time_s"] <= row["ci_high_s"]
     assert row["model_bytes"] == (3 * 6 + 6 * 6 * 2) * 8
-    trajectory = gate.Trajectory.load(ref)
+    trajectory, _ = gate.load_reference(ref)
     assert trajectory.q_pi.shape == (tiny_timing["gate_steps"], 2)
     env = results.environment_of(out)
     assert env["version_inferactively-pymdp"].startswith("1.0")

@@ -51,6 +51,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     study = get_study(study_name)
     seed = cell_seed(master_seed, study_name, point["cell"])
     model_seed, obs_seed, action_seed = derived_seeds(seed)
+    owner = f"{study_name}/{point['cell']}"
     row = {"study": study_name, "cell": point["cell"], "variant": variant, "seed": seed,
            "threads": threads, "tolerance": None, **study.row_parameters(point)}
 
@@ -63,7 +64,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
         supported, reason = False, f"model needs ~{needed / 2**20:.0f} MiB > memory cap {memory_cap_bytes / 2**20:.0f} MiB"
     if not supported:
         if write_reference is not None:  # the point's other variants still run, without a reference
-            gate.save_absent_reference(write_reference, f"standard skipped: {reason}")
+            gate.save_absent_reference(write_reference, f"standard skipped: {reason}", owner)
         return {**row, "status": "skipped", "reason": reason, "gate_pass": None}
 
     model = study.build_model(point, model_seed)
@@ -76,15 +77,20 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
                                                                 learning=study.gate_learning))
 
     agent, setup_time_s = harness.timed(lambda: Agent(**kwargs))
-    reference, absent = gate.load_reference(reference_path) if reference_path is not None else (None, "")
+    reference, absent = (gate.load_reference(reference_path, study_name, point["cell"])
+                         if reference_path is not None else (None, ""))
     forced = None
     if reference is not None and getattr(Agent, "replays_reference_actions", False):
         forced = reference.actions
     trajectory = gate.run_trajectory(agent, observations, action_seed, learning=study.gate_learning,
                                      forced_actions=forced)
     trajectory.check_finite(variant)
+    shape = (len(observations), model.num_states, len(agent.policies), len(model.num_states))
+    trajectory.check_shapes(f"engine {variant}", *shape)
+    if reference is not None:
+        reference.check_shapes(f"{reference_path} ({gate.REFERENCE_ADVICE})", *shape)
     if write_reference is not None:
-        trajectory.save(write_reference)
+        trajectory.save(write_reference, owner)
     row.update(_gate_row(Agent, trajectory, reference, absent))
 
     cycle = itertools.cycle(observations)

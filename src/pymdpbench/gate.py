@@ -38,11 +38,24 @@ class Trajectory:
     actions: np.ndarray  # (T, F) int
     ties: np.ndarray     # (T,) bool
 
-    def save(self, path):
-        """Write atomically (temporary file, then rename) as .npz."""
+    def save(self, path, owner=""):
+        """Write atomically (temporary file, then rename) as .npz; ``owner`` ("study/cell") is stored
+        so that a file moved to another grid point is refused when read."""
         tmp = f"{path}.tmp.{os.getpid()}.npz"
-        np.savez(tmp, qs=self.qs, q_pi=self.q_pi, G=self.G, actions=self.actions, ties=self.ties)
+        np.savez(tmp, qs=self.qs, q_pi=self.q_pi, G=self.G, actions=self.actions, ties=self.ties,
+                 owner=np.array(owner))
         os.replace(tmp, path)
+
+    def check_shapes(self, source, steps, state_sizes, num_policies, num_factors):
+        """Refuse a trajectory whose arrays do not fit the model: ``steps`` gate steps, qs of the
+        concatenated ``state_sizes``, q_pi and G of ``num_policies``, one action per factor."""
+        expected = {"qs": (steps, sum(state_sizes)), "q_pi": (steps, num_policies), "G": (steps, num_policies),
+                    "actions": (steps, num_factors), "ties": (steps,)}
+        for name, shape in expected.items():
+            found = getattr(self, name).shape
+            if found != shape:
+                raise TrajectoryError(f"{source}: {name} has shape {found}, the model needs {shape} "
+                                   f"({steps} gate steps, states {list(state_sizes)}, {num_policies} policies)")
 
     def check_finite(self, source):
         """Refuse a trajectory holding NaN or inf, naming the array and the first step."""
@@ -52,26 +65,59 @@ class Trajectory:
                 step = int(np.argwhere(bad)[0][0])
                 raise FloatingPointError(f"{source}: {name} holds NaN or inf at gate step {step}")
 
-    @classmethod
-    def load(cls, path):
-        with np.load(path) as data:
-            return cls(**{k: data[k] for k in ("qs", "q_pi", "G", "actions", "ties")})
+
+class TrajectoryError(ValueError):
+    """A reference trajectory file that is unreadable, of another grid point, or does not fit the model;
+    or an engine output that does not fit it. The message names the file or the engine."""
 
 
-def save_absent_reference(path, reason):
+#: what a reference file holds: the trajectory's arrays, or only why the point has none
+TRAJECTORY_KEYS = ("qs", "q_pi", "G", "actions", "ties")
+#: the advice of every reference error: the pipeline removes such a file before the next run
+REFERENCE_ADVICE = ("delete it (the next snakemake run removes it and runs the standard cell again, "
+                    "then this point's variants)")
+
+
+def save_absent_reference(path, reason, owner=""):
     """The reference file of a grid point whose standard cell was skipped: only the reason, so the
     point's other variants still run and record that they have nothing to be compared with."""
     tmp = f"{path}.tmp.{os.getpid()}.npz"
-    np.savez(tmp, absent=np.array(reason))
+    np.savez(tmp, absent=np.array(reason), owner=np.array(owner))
     os.replace(tmp, path)
 
 
-def load_reference(path):
-    """(Trajectory, "") from a reference file, or (None, reason) from one written by save_absent_reference."""
-    with np.load(path) as data:
-        if "absent" in data:
-            return None, str(data["absent"])
-    return Trajectory.load(path), ""
+def _read_reference(path):
+    """{name: array} of a reference file; TrajectoryError naming it if it is not ours."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception as err:  # a damaged .npz raises zipfile, OS, value and pickle errors
+        raise TrajectoryError(f"{path}: not a readable reference trajectory ({type(err).__name__}: {err}); "
+                           f"{REFERENCE_ADVICE}") from err
+    if "absent" not in arrays:
+        missing = [k for k in TRAJECTORY_KEYS if k not in arrays]
+        if missing:
+            raise TrajectoryError(f"{path}: not a reference trajectory (no {', '.join(missing)}); {REFERENCE_ADVICE}")
+    return arrays
+
+
+def check_reference_file(path, study, cell):
+    """Cheap check of a reference file before the run (format and owner, no model): TrajectoryError if bad."""
+    arrays = _read_reference(path)
+    owner = str(arrays.get("owner", ""))
+    if owner != f"{study}/{cell}":
+        raise TrajectoryError(f"{path}: reference of {owner or 'an unknown grid point'}, not of {study}/{cell}; "
+                           f"{REFERENCE_ADVICE}")
+    return arrays
+
+
+def load_reference(path, study=None, cell=None):
+    """(Trajectory, "") from a reference file, or (None, reason) from one written by save_absent_reference.
+    With ``study`` and ``cell``, a file of another grid point is refused (:class:`TrajectoryError`)."""
+    arrays = check_reference_file(path, study, cell) if study is not None else _read_reference(path)
+    if "absent" in arrays:
+        return None, str(arrays["absent"])
+    return Trajectory(**{k: arrays[k] for k in TRAJECTORY_KEYS}), ""
 
 
 def observation_sequence(seed, num_obs, num_steps):
@@ -96,16 +142,44 @@ def run_trajectory(agent, observations, action_seed, learning=None, forced_actio
             _learn(agent, obs, qs_prev, t)
         q_pi, G = agent.infer_policies()
         action = agent.sample_action()
+        check_outputs(agent, t, qs, q_pi, G, action)
         records["qs"].append(np.concatenate([np.asarray(q, dtype=float).ravel() for q in qs]))
         records["q_pi"].append(np.asarray(q_pi, dtype=float).ravel())
         records["G"].append(np.asarray(G, dtype=float).ravel())
-        records["actions"].append(np.asarray(action).astype(int).ravel())
+        records["actions"].append(np.asarray(action, dtype=float).astype(int).ravel())
         records["ties"].append(tied_choice(agent, q_pi))
         if forced_actions is not None:
             agent.action = np.asarray(forced_actions[t], dtype=float)
         if learning == "post":
             _learn(agent, obs, qs_prev, t)
     return Trajectory(**{k: np.array(v) for k, v in records.items()})
+
+
+def check_outputs(agent, t, qs, q_pi, G, action):
+    """Refuse engine output that does not fit the agent's model, before it is compared with anything:
+    qs one belief per factor of its size, q_pi and G one entry per policy, and one whole action per
+    factor within its controls (an action of 1.9 is not silently taken for 1)."""
+    source = f"{type(agent).__module__}:{type(agent).__qualname__}"
+    num_states, num_controls, num_policies = list(agent.num_states), list(agent.num_controls), len(agent.policies)
+
+    def refuse(what):
+        raise TrajectoryError(f"engine {source}, gate step {t}: {what}")
+
+    sizes = [np.asarray(q).size for q in qs]
+    if sizes != num_states:
+        refuse(f"infer_states returned beliefs of sizes {sizes}, the model has states {num_states}")
+    for name, value in (("q_pi", q_pi), ("G", G)):
+        shape = np.shape(value)
+        if shape != (num_policies,):
+            refuse(f"infer_policies returned {name} of shape {shape}, expected ({num_policies},): one entry per policy")
+    action = np.asarray(action)
+    if action.shape != (len(num_controls),):
+        refuse(f"sample_action returned an action of shape {action.shape}, expected ({len(num_controls)},): "
+               "one per factor")
+    if not np.issubdtype(action.dtype, np.number) or np.any(action != np.round(action)):
+        refuse(f"sample_action returned {action.tolist()}: actions must be whole numbers")
+    if np.any(action < 0) or np.any(action >= np.array(num_controls)):
+        refuse(f"sample_action returned {action.tolist()}, outside the controls {num_controls}")
 
 
 def tied_choice(agent, q_pi):

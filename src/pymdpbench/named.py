@@ -10,6 +10,7 @@ Building a model never touches numpy's global random state: the environments are
 with fixed initial states, so a benchmark seeded before building draws the same numbers.
 """
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +86,30 @@ def load_named_model(name_or_path, project_root=None):
     """
     text = str(name_or_path)
     if text.endswith(".md"):
-        return read_gnn(resolve_model_path(text, project_root))
+        return read_gnn_once(resolve_model_path(text, project_root))
     if text not in NAMED_MODELS:
         raise KeyError(f"unknown model {text!r}: expected one of {sorted(NAMED_MODELS)} or a GNN file path ending in .md")
     return NAMED_MODELS[text]()
+
+
+#: GNN files read in this process: path -> ((mtime, size), Model). A cell asks for its model several
+#: times (row, options, size, build) and Snakemake for every job's resources: a large file is read once.
+_GNN_CACHE = {}
+
+
+def read_gnn_once(path):
+    """:func:`read_gnn`, reading each file once per process and again only when it changes (its
+    modification time or size); each caller gets its own copy, so an agent editing its arrays
+    cannot change another's model."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return read_gnn(path)  # which names the file and why it cannot be read
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _GNN_CACHE.get(str(path))
+    if cached is None or cached[0] != stamp:
+        cached = _GNN_CACHE[str(path)] = (stamp, read_gnn(path))
+    return copy.deepcopy(cached[1])
 
 
 def resolve_model_path(path, project_root=None):

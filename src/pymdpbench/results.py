@@ -145,9 +145,51 @@ def read_cell(path):
     if version != SCHEMA_VERSION.encode():
         raise ResultError(f"{path}: schema version {version!r}, expected {SCHEMA_VERSION!r}")
     if not table.schema.remove_metadata().equals(SCHEMA):
-        missing = sorted(set(SCHEMA.names) - set(table.schema.names))
-        raise ResultError(f"{path}: columns differ from the row schema (missing: {missing})")
+        raise ResultError(f"{path}: columns differ from the row schema ({schema_difference(table.schema)})")
     return table
+
+
+def schema_difference(schema):
+    """What differs between ``schema`` and the row schema: missing, extra and mistyped columns, or order."""
+    found = {field.name: field.type for field in schema}
+    parts = []
+    missing = [name for name in SCHEMA.names if name not in found]
+    extra = [name for name in found if name not in COLUMNS]
+    mistyped = [f"{name} is {found[name]}, expected {SCHEMA.field(name).type}" for name in SCHEMA.names
+                if name in found and found[name] != SCHEMA.field(name).type]
+    if missing:
+        parts.append(f"missing: {', '.join(missing)}")
+    if extra:
+        parts.append(f"extra: {', '.join(extra)}")
+    if mistyped:
+        parts.append(f"mistyped: {'; '.join(mistyped)}")
+    return "; ".join(parts) or "same columns in another order"
+
+
+def cell_identity(path):
+    """(study, cell, variant) a cell file's path names, for a file in the pipeline's layout
+    ``.../cells/<study>/<cell>/<variant>.parquet``; None for a file elsewhere."""
+    path = Path(path)
+    if len(path.parts) >= 4 and path.parts[-4] == "cells":
+        return path.parts[-3], path.parts[-2], path.stem
+    return None
+
+
+def check_cell(table, path, rows_per_cell=1, study=None):
+    """Refuse a cell file whose contents are not its cell's: not ``rows_per_cell`` rows (its study
+    declares how many), rows of another study than ``study``, or rows whose study, cell and variant
+    differ from the ones its path names (a file copied over another cell's)."""
+    if table.num_rows != rows_per_cell:
+        raise ResultError(f"{path}: holds {table.num_rows} rows, its study writes {rows_per_cell} per cell")
+    keys = list(zip(*(table.column(c).to_pylist() for c in ("study", "cell", "variant"))))
+    expected = cell_identity(path)
+    for key in keys:
+        if study is not None and key[0] != study:
+            raise ResultError(f"{path}: a row of study {key[0]!r} in the {study!r} table (a foreign file)")
+        if expected is not None and key != expected:
+            raise ResultError(f"{path}: holds the row of {'/'.join(map(str, key))}, but its path is that of "
+                              f"{'/'.join(expected)} (a file copied from another cell?)")
+    return keys
 
 
 def non_timing_content(df):
@@ -162,18 +204,27 @@ def environment_of(path):
     return json.loads(meta.get(b"environment", b"{}"))
 
 
-def merge(paths, out_path, skip_bad=False):
+def merge(paths, out_path, skip_bad=False, rows_per_cell=1, study=None):
     """Concatenate validated cell files into one study table (atomically); returns it as pandas.
 
-    A bad file stops the merge with an error naming it; with ``skip_bad`` it is left out with a
-    warning, and its name and the reason are kept in the table's metadata (``skipped_files``) so
-    the tables and the report say so.
+    Each file must be readable, of the row schema and hold its own cell's rows (:func:`check_cell`);
+    no (study, cell, variant) may come from two files. A bad file stops the merge with an error
+    naming it; with ``skip_bad`` it is left out with a warning, and its name and the reason are
+    kept in the table's metadata (``skipped_files``) so the tables and the report say so.
     """
-    tables, skipped = [], {}
+    tables, skipped, owners = [], {}, {}
     paths = sorted(map(str, paths))
+    if len(set(paths)) != len(paths):
+        raise ResultError(f"{out_path}: a cell file is listed twice: {sorted({p for p in paths if paths.count(p) > 1})}")
     for path in paths:
         try:
-            tables.append(read_cell(path))
+            table = read_cell(path)
+            for key in check_cell(table, path, rows_per_cell, study):
+                if key in owners:
+                    raise ResultError(f"{path}: holds the row of {'/'.join(map(str, key))}, as {owners[key]} does "
+                                      "(a duplicate)")
+                owners[key] = path
+            tables.append(table)
         except ResultError as err:
             if not skip_bad:
                 raise

@@ -4,9 +4,13 @@ import sys
 import time
 
 import pymdpbench.resources
+from pymdpbench import checks
 from pymdpbench.engines import ENGINES
 from pymdpbench.studies import get_study
 
+# What the schema cannot say, checked before any job (pymdpbench.checks; docs/bad-inputs.md).
+checks.refuse_duplicate_keys(workflow.overwrite_configfiles or ["config/config.yaml"])
+checks.refuse_inexact_integers(config, "workflow/schemas/config.schema.yaml")
 ENGINE_PATHS = {**ENGINES, **config.get("custom_variants", {})}
 UNKNOWN_VARIANTS = sorted(set(config["variants"]) - set(ENGINE_PATHS))
 if UNKNOWN_VARIANTS:
@@ -14,12 +18,15 @@ if UNKNOWN_VARIANTS:
         f"config key 'variants': unknown {UNKNOWN_VARIANTS}; known: {sorted(ENGINE_PATHS)} "
         "(add your own under 'custom_variants')"
     )
+checks.check_custom_variants(config.get("custom_variants", {}))
 # The reference runs in every grid point, whether or not it is listed.
 VARIANTS = ["standard"] + [v for v in config["variants"] if v != "standard"]
-POINTS = {
-    study: {point["cell"]: point for point in get_study(study).points(settings)}
-    for study, settings in config["studies"].items()
-}
+# study -> cell id -> point: ids unique, cell count and policies within budget, no study empty.
+POINTS = checks.grid(config, VARIANTS, get_study)
+if workflow.is_main_process:
+    # a reference that would not load is removed, so its point runs again rather than failing every variant
+    checks.remove_corrupt_references(POINTS, dry_run=workflow.dryrun)
+    checks.clean_leftovers("results")
 RUN_STARTED = time.time()
 COMMAND_LINE = " ".join(sys.argv)
 

@@ -6,6 +6,24 @@ import numpy as np
 
 from pymdpbench.models import random_model
 
+#: the folder of the project's GNN files, left out of their cell ids (``m-gnn_tmaze-h1``)
+MODELS_FOLDER = "config/models/"
+
+
+def exact_number(value):
+    """A number as a cell id writes it: short (``0.05``, ``1``) where that reads back as the same
+    value, else Python's shortest exact form (``0.12345671``), so distinct values never share an id."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def model_slug(model):
+    """A named model's part of a cell id: the registered name, or the GNN file's path (without
+    ``config/models/`` and ``.md``) with every other character run written ``_``; files of one name in
+    different folders get different ids (``m-gnn_switch``, ``m-gnn_other_switch``)."""
+    path = model.removeprefix("./").removeprefix(MODELS_FOLDER).removesuffix(".md")
+    return re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+
 
 class Study:
     """What a cell asks of a study. Subclasses fill in the grid, the model and the timed step."""
@@ -13,6 +31,8 @@ class Study:
     name = ""
     #: figures rendered from the merged table (names in pymdpbench.figures.FIGURES)
     figures = ["speedup", "deviation"]
+    #: rows each cell file holds (the merge refuses a file with another number)
+    rows_per_cell = 1
     #: learning order replayed by the correctness gate: None, "pre" or "post" (see gate.run_trajectory)
     gate_learning = None
 
@@ -27,6 +47,16 @@ class Study:
     def options(self, point):
         """What an engine's ``supports(options)`` is asked about."""
         raise NotImplementedError
+
+    def empty_reason(self, settings):
+        """Why ``points(settings)`` is empty, for the message that refuses such a config."""
+        return "its settings list no grid point"
+
+    def policy_count(self, point):
+        """Policies the reference agent evaluates per step at ``point`` (the size guard's count)."""
+        from pymdpbench.checks import policy_count
+
+        return policy_count(self.options(point))
 
     def supports(self, point, variant):
         """(False, reason) when this study cannot measure ``variant`` at ``point`` (its own memory cap,
@@ -72,9 +102,8 @@ class SizeGrid(Study):
 
     @staticmethod
     def named_point(model, horizon):
-        slug = re.sub(r"[^A-Za-z0-9]+", "_", model.removesuffix(".md").split("/")[-1]).strip("_")
         kind = "gnn" if model.endswith(".md") else "env"
-        return {"cell": f"m-{kind}_{slug}-h{horizon}", "model": model, "horizon": horizon}
+        return {"cell": f"m-{kind}_{model_slug(model)}-h{horizon}", "model": model, "horizon": horizon}
 
     def named_points(self, settings, horizons):
         return [self.named_point(m, h) for m in settings.get("models", []) for h in horizons]

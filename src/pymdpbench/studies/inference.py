@@ -19,3 +19,7 @@ class Inference(SizeGrid):
         grid = itertools.product(settings["states"], settings["observations"], settings["actions"])
         sized = [self.point(s, o, a, 1) for s, o, a in grid if s * o * a <= settings["max_size_product"]]
         return sized + self.named_points(settings, [1])
+
+    def empty_reason(self, settings):
+        return (f"every states x observations x actions is above max_size_product {settings['max_size_product']:,} "
+                "(raise it or add smaller sizes)")

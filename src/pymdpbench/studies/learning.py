@@ -39,8 +39,10 @@ import time
 import numpy as np
 
 from pymdpbench.engines.base import obj_array
-from pymdpbench.studies.base import Study
+from pymdpbench.studies.base import Study, exact_number
 
+#: actions of the T-maze (location factor; the reward condition has one, uncontrolled)
+TMAZE_ACTIONS = 4
 #: entries of the T-maze's A (4x4x2 + 3x4x2 + 2x4x2) and B (4x4x4 + 2x2x1).
 TMAZE_ENTRIES = 140
 #: episodes in the rolling window of the convergence measure.
@@ -127,7 +129,7 @@ class Learning(Study):
         """One point per learning configuration; the task settings are shared by all."""
         shared = {key: settings[key] for key in ("episodes", "steps", "runs", "horizon", "prior_concentration",
                                                  "pB_noise", "reward_probability")}
-        return [{"cell": f"lr{c['lr']:g}-pig{int(c['param_info_gain'])}-e{settings['episodes']}x{settings['steps']}",
+        return [{"cell": f"lr{exact_number(c['lr'])}-pig{int(c['param_info_gain'])}-e{settings['episodes']}x{settings['steps']}",
                  "lr": float(c["lr"]), "param_info_gain": bool(c["param_info_gain"]), **shared}
                 for c in settings["configs"]]
 
@@ -159,6 +161,10 @@ class Learning(Study):
     def model_entries(self, point):
         """Known without building the model, so the pipeline's resource estimate does not import pymdp."""
         return TMAZE_ENTRIES, 1.0
+
+    def policy_count(self, point):
+        """Known without building the model (see ``model_entries``)."""
+        return TMAZE_ACTIONS ** point["horizon"]
 
     def build_model(self, point, seed):
         """The T-maze with the uninformed pA and noisy pB; it draws nothing, so ``seed`` is unused."""

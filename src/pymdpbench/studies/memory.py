@@ -31,7 +31,7 @@ variants still run and record ``gate_pass`` null with the reason.
 import math
 
 from pymdpbench.models import random_model, sparse_model
-from pymdpbench.studies.base import SizeGrid
+from pymdpbench.studies.base import SizeGrid, exact_number
 
 
 def kept_share(density, column_length):
@@ -51,7 +51,7 @@ class Memory(SizeGrid):
         points = []
         for states in settings["states"]:
             for density in settings["densities"]:
-                point = {"cell": f"s{states}-d{density:g}", "states": states,
+                point = {"cell": f"s{states}-d{exact_number(density)}", "states": states,
                          "obs": max(1, math.ceil(states * settings["obs_per_state"])),
                          "actions": settings["actions"], "horizon": 1, "density": float(density)}
                 if cap is not None:
