@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 import yaml
-from conftest import ROOT, copy_workflow, run_snakemake
 from snakemake.iocontainers import Wildcards
+
+from conftest import ROOT, copy_workflow, run_snakemake
 
 PROFILES = ROOT / "workflow" / "profiles"
 #: keys that choose how jobs run, never what they compute.

@@ -328,6 +328,7 @@ def write_manifest(path, command, config, profile, config_files, started, ended)
     import json
     import uuid
 
+    from pymdpbench import lockfile
     from pymdpbench.results import write_text
 
     def iso(t):
@@ -342,6 +343,7 @@ def write_manifest(path, command, config, profile, config_files, started, ended)
         "started": iso(started),
         "ended": iso(ended),
         "environment": environment(),
+        "lock": lockfile.lock_status(),  # did the run use requirements.lock (docs/reproducing.md)
     }
     write_text(path, json.dumps(manifest, indent=2, default=str) + "\n")
     from pymdpbench import runs
