@@ -100,7 +100,11 @@ MEASURED = {"setup_time_s", "compile_time_s", "samples_s", "inner_loops", "step_
             "episode_step_time_s", "profile_total_s", "profile_function", "profile_calls", "profile_own_s",
             "profile_cumulative_s", "profile_pstats"}
 
-SCHEMA = pa.schema([pa.field(name, typ) for name, (typ, _, _) in COLUMNS.items()])
+# Each field carries its unit and meaning, so a Parquet file read alone says what its numbers are
+# (`pq.read_schema(path).field("step_time_s").metadata`; docs/columns.md lists them all).
+SCHEMA = pa.schema(
+    [pa.field(name, typ, metadata={"unit": unit, "description": meaning}) for name, (typ, unit, meaning) in COLUMNS.items()]
+)
 
 
 class ResultError(ValueError):
@@ -111,6 +115,8 @@ def write_table(table, path, metadata=None):
     """Write ``table`` to ``path`` atomically: a temporary file in the same folder, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if table.schema.equals(SCHEMA):  # a row table, maybe merged from older files: units and meanings
+        table = table.cast(SCHEMA)
     meta = {b"pymdpbench_schema_version": SCHEMA_VERSION.encode()}
     for key, value in (metadata or {}).items():
         meta[key.encode()] = json.dumps(value, default=str).encode()
