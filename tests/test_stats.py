@@ -46,3 +46,21 @@ def test_benjamini_hochberg_by_hand():
 
 def test_geometric_mean_ignores_missing():
     assert abs(stats.geometric_mean([2.0, 8.0, np.nan]) - 4.0) < 1e-12
+
+
+def test_variance_split_across_processes_by_hand():
+    """Two processes of three samples: within = mean(1, 1) = 1; process means 2 and 5, so
+    MS_between = 3 * var([2, 5], ddof=1) = 13.5 and between = (13.5 - 1) / 3."""
+    s = stats.across_processes([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], unstable_iqr_ratio=10.0)
+    assert s["processes"] == 2 and s["sample_process"] == [0, 0, 0, 1, 1, 1]
+    assert s["step_time_s"] == 3.5
+    assert s["within_process_var_s2"] == 1.0
+    assert np.isclose(s["between_process_var_s2"], 12.5 / 3)
+    assert np.isclose(s["between_process_share"], (12.5 / 3) / (1 + 12.5 / 3))
+    # resampling whole processes: the CI spans the two process medians (2 and 5), not just noise
+    assert s["ci_low_s"] <= 2.5 and s["ci_high_s"] >= 4.5
+
+
+def test_identical_processes_have_no_between_variance():
+    s = stats.across_processes([[1.0, 2.0, 3.0]] * 4, unstable_iqr_ratio=10.0)
+    assert s["between_process_var_s2"] == 0.0 and s["between_process_share"] == 0.0

@@ -159,8 +159,7 @@ def parser():
 
     p = sub.add_parser("bench", help="the engine benchmark (scripts/bench_engines.py); arguments pass through",
                        add_help=False)
-    p.add_argument("bench_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench)  # its arguments are the script's own: main() passes them on
 
     p = sub.add_parser("time-cell", help="measure one cell from a JSON spec in this process (timing.processes)")
     p.add_argument("spec", help="JSON file: the keyword arguments of pymdpbench.cell.write_cell")
@@ -170,7 +169,12 @@ def parser():
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    top = parser()
+    args, rest = top.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = rest
+    elif rest:
+        top.error(f"unrecognized arguments: {' '.join(rest)}")
     from pymdpbench.runs import RunError
     from pymdpbench.results import ResultError
 

@@ -159,7 +159,7 @@ def markdown(df, skipped_files=None):
         if pd.isna(r["gate_pass"]):
             gate = r["reason"] or "not run"
         else:
-            gate = "pass" if r["gate_pass"] else f"**FAIL** ({int(r['n_action_diff'])} actions differ)"
+            gate = "pass" if r["gate_pass"] else f"**FAIL**: {gate_failure(r)}"
         stable = "" if r["stable"] else " (unstable)"
         lines.append(f"| {r['cell']} | {r['variant']} | {_fmt_time(r['step_time_s'])}{stable} | "
                      f"{_fmt_time(r['ci_low_s'])}–{_fmt_time(r['ci_high_s'])} | {speed} | {p_adj} | {dev:.1e} | {gate} |")
@@ -196,7 +196,8 @@ def latex(df):
         speed = "reference"
         if r["variant"] != "standard" and (r["cell"], r["variant"]) in sp.index:
             s = sp.loc[(r["cell"], r["variant"])]
-            speed = (f"{s['speedup']:.3g}$\\times$ ({s['speedup_ci_low']:.3g}--{s['speedup_ci_high']:.3g})"
+            speed = (f"{_tex_number(s['speedup'])}$\\times$ ({_tex_number(s['speedup_ci_low'])}--"
+                     f"{_tex_number(s['speedup_ci_high'])})"
                      if s["gate_pass"] else r"gate failed$^\dagger$")
         lines.append(f"{_tex(r['cell'])} & {_tex(r['variant'])} & {_tex(_fmt_time(r['step_time_s']))} & "
                      f"{_tex(_fmt_time(r['ci_low_s']))}--{_tex(_fmt_time(r['ci_high_s']))} & {speed} \\\\")
@@ -205,9 +206,22 @@ def latex(df):
     if len(passing):
         lines.append(r"\midrule")
         for variant, group in passing.groupby("variant"):
-            lines.append(f"geometric mean & {_tex(variant)} & & & {stats.geometric_mean(group['speedup']):.3g}$\\times$ \\\\")
+            lines.append(f"geometric mean & {_tex(variant)} & & & {_tex_number(stats.geometric_mean(group['speedup']))}$\\times$ \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+GATE_DEVIATIONS = {"dev_qs": "qs", "dev_q_pi": "q_pi", "dev_G_rel": "G (scaled)"}
+
+
+def gate_failure(row):
+    """Why a row failed the gate, naming each cause: the deviations over tolerance with their
+    values, and the differing actions; e.g. ``q_pi deviates 4.3e-02 > tolerance 1e-04``."""
+    causes = [f"{name} deviates {row[column]:.1e} > tolerance {row['tolerance']:.0e}"
+              for column, name in GATE_DEVIATIONS.items() if row[column] > row["tolerance"]]
+    if row["n_action_diff"]:
+        causes.append(f"{int(row['n_action_diff'])} of the gate steps chose another action")
+    return "; ".join(causes) or "no deviation over tolerance recorded"
 
 
 def _tex(text):
@@ -237,15 +251,31 @@ def headline_numbers(frames):
     return numbers
 
 
+def _tex_number(value):
+    """A number as a paper prints it, in plain LaTeX: 3 significant digits, thousands separated by
+    a thin space, below 0.01 a power of ten in ``\\ensuremath`` (text or math mode alike)."""
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", "\\,")
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g}"
+    if abs(value) < 1e-2:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"\\ensuremath{{{float(mantissa):.3g}\\times10^{{{int(exponent)}}}}}"
+    digits = max(0, 2 - int(np.floor(np.log10(abs(value)))))
+    text = f"{round(value, digits):,.{digits}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text).replace(",", "\\,")
+
+
 def numbers_tex(numbers):
-    """``\\newcommand`` macros for the text, e.g. ``\\numbaMaxSpeedup``."""
+    """``\\newcommand`` macros for the text, e.g. ``\\numbaMaxSpeedup``: numbers in plain LaTeX
+    (``7\\,660``, ``\\ensuremath{4.3\\times10^{-3}}``) that typeset without any package."""
     digits = dict(zip("0123456789", ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]))
     lines = [f"\\newcommand{{\\benchCells}}{{{numbers['cells']}}}"]
     for variant, entry in numbers["variants"].items():
         stem = "".join(digits.get(ch, ch) for ch in variant if ch.isalnum())
         for key, value in entry.items():
             name = stem + "".join(part.capitalize() for part in key.split("_"))
-            text = f"{value:.3g}" if isinstance(value, float) else _tex(value)
+            text = _tex_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _tex(value)
             lines.append(f"\\newcommand{{\\{name}}}{{{text}}}")
     return "\n".join(lines) + "\n"
 
