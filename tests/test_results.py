@@ -71,3 +71,54 @@ def test_opt_in_skip_leaves_a_bad_file_out_and_says_so(tmp_path):
     assert "left out of the merge" in markdown(merged.assign(**{
         "p_states": 4, "p_obs": 2, "p_actions": 2, "p_horizon": 1, "ci_low_s": 1e-3, "ci_high_s": 2e-3,
         "dev_qs": 0.0, "dev_q_pi": 0.0, "dev_G_rel": 0.0, "stable": True, "n_action_diff": 0, "seed": 1}), skipped)
+
+
+def cell_file(root, cell, variant="standard", study="inference", rows=None):
+    """A cell file in the pipeline's layout, results/cells/<study>/<cell>/<variant>.parquet."""
+    path = root / "cells" / study / cell / f"{variant}.parquet"
+    results.write_rows(rows if rows is not None else [row(cell, variant, study=study)], path, {})
+    return path
+
+
+def test_merge_refuses_a_cell_file_copied_over_another(tmp_path):
+    a, b = cell_file(tmp_path, "s4"), cell_file(tmp_path, "s8")
+    b.write_bytes(a.read_bytes())
+    with pytest.raises(results.ResultError, match=r"s8/standard.parquet: holds the row of inference/s4/standard, but "
+                                                  r"its path is that of inference/s8/standard"):
+        results.merge([a, b], tmp_path / "study.parquet", study="inference")
+    assert not (tmp_path / "study.parquet").exists()
+
+
+@pytest.mark.parametrize("rows, words", [([], "holds 0 rows, its study writes 1 per cell"),
+                                         ([row("s4"), row("s4")], "holds 2 rows, its study writes 1 per cell")])
+def test_merge_refuses_an_empty_or_doubled_cell_file(tmp_path, rows, words):
+    good = cell_file(tmp_path, "s8")
+    bad = cell_file(tmp_path, "s4", rows=rows)
+    with pytest.raises(results.ResultError, match=str(bad).replace(".", r"\.") + ": " + words):
+        results.merge([good, bad], tmp_path / "study.parquet", study="inference")
+
+
+def test_merge_refuses_a_foreign_study_and_duplicates(tmp_path):
+    good = cell_file(tmp_path, "s8")
+    foreign = tmp_path / "elsewhere.parquet"
+    results.write_rows([row("s4", study="planning")], foreign, {})
+    with pytest.raises(results.ResultError, match="elsewhere.parquet: a row of study 'planning' in the 'inference'"):
+        results.merge([good, foreign], tmp_path / "study.parquet", study="inference")
+    twin = tmp_path / "twin.parquet"
+    results.write_rows([row("s8")], twin, {})
+    with pytest.raises(results.ResultError, match=r"twin.parquet: holds the row of inference/s8/standard, as .*s8/"
+                                                  r"standard.parquet does \(a duplicate\)"):
+        results.merge([good, twin], tmp_path / "study.parquet", study="inference")
+    with pytest.raises(results.ResultError, match="listed twice"):
+        results.merge([good, good], tmp_path / "study.parquet")
+
+
+def test_schema_mismatch_names_missing_extra_and_mistyped_columns(tmp_path):
+    table = results.rows_to_table([row("s4")])
+    table = table.drop_columns(["seed"]).append_column("colour", pa.array(["red"]))
+    table = table.set_column(table.schema.get_field_index("p_states"), "p_states", pa.array([4.0]))
+    path = tmp_path / "odd.parquet"
+    results.write_table(table, path)
+    with pytest.raises(results.ResultError) as err:
+        results.read_cell(path)
+    assert "missing: seed; extra: colour; mistyped: p_states is double, expected int64" in str(err.value)

@@ -158,7 +158,7 @@ def check_policies(study_name, study, points, max_policies, max_step_time_s, mem
                 f"max_step_time_s {max_step_time_s:g} (raise them in the config, or lower the horizon or actions)")
 
 
-def grid(config, variants, get_study, stream=sys.stderr):
+def grid(config, variants, get_study, stream=None):
     """{study: {cell id: point}} of the config, checked before the DAG is built: unique cell ids, no
     study left empty, the number of cells within ``max_cells`` (the count is printed), policies
     within budget."""
@@ -179,7 +179,7 @@ def grid(config, variants, get_study, stream=sys.stderr):
                        config["memory_cap_mb"] * 2**20)
     counts = ", ".join(f"{name} {len(by_id)}" for name, by_id in points.items())
     print(f"pymdp-bench: {total:,} cells ({counts} points x {len(variants)} variants; max_cells "
-          f"{config['max_cells']:,})", file=stream)
+          f"{config['max_cells']:,})", file=stream or sys.stderr)
     return points
 
 
@@ -202,17 +202,20 @@ def corrupt_references(points, root="results"):
     return bad
 
 
-def remove_corrupt_references(points, root="results", dry_run=False, stream=sys.stderr):
+def remove_corrupt_references(points, root="results", dry_run=False, stream=None):
     """Delete reference files that would not load, so that Snakemake sees the reference rule's output
     missing and runs it again (and, after it, the variants of that point) instead of handing a bad
     reference to every variant. A dry run only says what it would delete."""
+    from pymdpbench.gate import REFERENCE_ADVICE
+
     bad = corrupt_references(points, root)
     for path, reason in bad.items():
+        reason = reason.removesuffix(f"; {REFERENCE_ADVICE}")
         if dry_run:
-            print(f"pymdp-bench: would remove {reason}", file=stream)
+            print(f"pymdp-bench: would remove {reason}", file=stream or sys.stderr)
         else:
             os.remove(path)
-            print(f"pymdp-bench: removed {reason}; its grid point runs again", file=stream)
+            print(f"pymdp-bench: removed {reason}; its grid point runs again", file=stream or sys.stderr)
     return bad
 
 
@@ -232,7 +235,7 @@ def _alive(pid):
     return True
 
 
-def clean_leftovers(root="results", stream=sys.stderr, now=None):
+def clean_leftovers(root="results", stream=None, now=None):
     """Remove temporary files of killed writes under ``root``: named as our atomic writes name them,
     their writer process gone, and unmodified for ``LEFTOVER_AGE_S`` (a writer on another cluster node
     is not a process here, so age alone must say the write is over). Returns the removed paths."""
@@ -253,5 +256,5 @@ def clean_leftovers(root="results", stream=sys.stderr, now=None):
                     pass
     if removed:
         print(f"pymdp-bench: removed {len(removed)} temporary file(s) of interrupted writes: "
-              f"{', '.join(removed[:5])}{' ...' if len(removed) > 5 else ''}", file=stream)
+              f"{', '.join(removed[:5])}{' ...' if len(removed) > 5 else ''}", file=stream or sys.stderr)
     return removed

@@ -182,7 +182,10 @@ def render(name, parquet_path, out_paths, width_in=6.5, height_in=3.2):
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
     df = tables.load(parquet_path)
     fig = plt.figure(figsize=(width_in, height_in), layout="constrained")
-    FIGURES[name](df, fig)
+    if (df["status"] == "ok").any():
+        FIGURES[name](df, fig)
+    else:
+        no_measured_cells(df, fig)
     fig.suptitle(f"{df['study'].iloc[0]}: {FIGURES[name].__doc__.splitlines()[0]}", fontsize=8)
     for path in out_paths:
         path = Path(path)
@@ -191,6 +194,14 @@ def render(name, parquet_path, out_paths, width_in=6.5, height_in=3.2):
         fig.savefig(tmp, dpi=200, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
         os.replace(tmp, path)
     plt.close(fig)
+
+
+def no_measured_cells(df, fig):
+    """The figure of a study none of whose cells was measured: it says so, and where the reasons are."""
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{df['study'].iloc[0]}: no measured cells\nall {len(df)} cells were skipped "
+            f"(reasons: results/tables/{df['study'].iloc[0]}.md)", ha="center", va="center", fontsize=9)
 
 
 def _memory_vs_size(df, fig, column, ylabel):

@@ -74,8 +74,7 @@ class TrajectoryError(ValueError):
 #: what a reference file holds: the trajectory's arrays, or only why the point has none
 TRAJECTORY_KEYS = ("qs", "q_pi", "G", "actions", "ties")
 #: the advice of every reference error: the pipeline removes such a file before the next run
-REFERENCE_ADVICE = ("delete it (the next snakemake run removes it and runs the standard cell again, "
-                    "then this point's variants)")
+REFERENCE_ADVICE = "delete it and run snakemake again: the standard cell of its grid point writes it anew"
 
 
 def save_absent_reference(path, reason, owner=""):
@@ -98,6 +97,11 @@ def _read_reference(path):
         missing = [k for k in TRAJECTORY_KEYS if k not in arrays]
         if missing:
             raise TrajectoryError(f"{path}: not a reference trajectory (no {', '.join(missing)}); {REFERENCE_ADVICE}")
+        shapes = {k: arrays[k].shape for k in TRAJECTORY_KEYS}
+        steps = shapes["ties"][:1]
+        if (len(shapes["ties"]) != 1 or any(len(shapes[k]) != 2 or shapes[k][:1] != steps for k in TRAJECTORY_KEYS[:4])
+                or shapes["q_pi"] != shapes["G"]):
+            raise TrajectoryError(f"{path}: arrays of inconsistent shapes {shapes}; {REFERENCE_ADVICE}")
     return arrays
 
 

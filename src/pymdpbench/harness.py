@@ -321,9 +321,11 @@ def timing_across_processes(row, cell):
     return stats.across_processes(per_process, timing["unstable_iqr_ratio"], seed=row["seed"] % 2**32)
 
 
-def write_manifest(path, command, config, profile, config_files, started, ended):
+def write_manifest(path, command, config, profile, config_files, started, ended, cell_threads=None):
     """``results/manifest.json``: everything a stranger needs to rerun this run the same way; then
-    the run is archived under ``results/runs/<run_id>/`` (``pymdpbench.runs.archive``)."""
+    the run is archived under ``results/runs/<run_id>/`` (``pymdpbench.runs.archive``).
+    ``cell_threads``: the threads the cells really used (``results.threads_used``); the environment's
+    thread settings are those of the Snakemake process, not of the cells."""
     import datetime
     import json
     import uuid
@@ -344,6 +346,7 @@ def write_manifest(path, command, config, profile, config_files, started, ended)
         "ended": iso(ended),
         "environment": environment(),
         "lock": lockfile.lock_status(),  # did the run use requirements.lock (docs/reproducing.md)
+        "cell_threads": cell_threads,
     }
     write_text(path, json.dumps(manifest, indent=2, default=str) + "\n")
     from pymdpbench import runs

@@ -244,6 +244,18 @@ def merge(paths, out_path, skip_bad=False, rows_per_cell=1, study=None):
     return merged.to_pandas()
 
 
+def threads_used(paths):
+    """{study: {"threads": [...], "blas_threads": [...]}}: the distinct thread counts the cells of
+    each merged table declared and the BLAS/OpenMP pool sizes they really ran with."""
+    used = {}
+    for path in paths:
+        table = pq.read_table(path, columns=["study", "threads", "blas_threads"])
+        for study in set(table.column("study").to_pylist()):
+            rows = [r for r in table.to_pylist() if r["study"] == study]
+            used[study] = {key: sorted({r[key] for r in rows if r[key] is not None}) for key in ("threads", "blas_threads")}
+    return used
+
+
 def skipped_files(path):
     """Cell files a merge left out (``skip_bad``), as {path: reason}."""
     meta = pq.read_schema(path).metadata or {}

@@ -174,6 +174,8 @@ def markdown(df, skipped_files=None):
     lines += [f"- {r['cell']} / {r['variant']}: dev_qs={r['dev_qs']:.2e}, dev_q_pi={r['dev_q_pi']:.2e}, "
               f"dev_G_rel={r['dev_G_rel']:.2e}, tolerance={r['tolerance']:.0e}, actions differing={int(r['n_action_diff'])}"
               for _, r in failed.iterrows()]
+    if ok.empty:
+        lines += ["", f"**No measured cells: all {len(df)} cells of this study were skipped (reasons below).**"]
     lines += STUDY_SECTIONS.get(study, lambda _: [])(df)
     skipped = df[df["status"] == "skipped"]
     lines += ["", f"Skipped cells: {len(skipped)}"]

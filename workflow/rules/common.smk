@@ -57,12 +57,12 @@ def engine_path(wildcards):
     return ENGINE_PATHS[wildcards.variant]
 
 
+def study_cell_files(study):
+    return [f"results/cells/{study}/{cell}/{variant}.parquet" for cell in POINTS[study] for variant in VARIANTS]
+
+
 def cell_files(wildcards):
-    return [
-        f"results/cells/{wildcards.study}/{cell}/{variant}.parquet"
-        for cell in POINTS[wildcards.study]
-        for variant in VARIANTS
-    ]
+    return study_cell_files(wildcards.study)
 
 
 def memory_cap_bytes():
@@ -70,8 +70,12 @@ def memory_cap_bytes():
 
 
 def all_outputs():
+    """Every file of the run. The cell files and references are asked for too: one that is missing
+    (deleted, or removed as corrupt) is then made again, even where the merged table is newer."""
     outputs = []
     for study in POINTS:
+        outputs += study_cell_files(study)
+        outputs += [f"results/cells/{study}/{cell}/reference.npz" for cell in POINTS[study]]
         outputs.append(f"results/{study}.parquet")
         outputs += [f"results/tables/{study}.md", f"results/tables/{study}.tex"]
         outputs += expand(
@@ -95,6 +99,7 @@ def profile_used():
 
 def write_run_manifest():
     from pymdpbench.harness import write_manifest
+    from pymdpbench.results import threads_used
 
     write_manifest(
         "results/manifest.json",
@@ -104,6 +109,7 @@ def write_run_manifest():
         config_files=workflow.overwrite_configfiles or ["config/config.yaml"],
         started=RUN_STARTED,
         ended=time.time(),
+        cell_threads=threads_used(f"results/{study}.parquet" for study in POINTS),
     )
 
 
