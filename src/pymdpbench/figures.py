@@ -2,6 +2,10 @@
 colour per variant in every figure, CIs as error bars, log axes where things scale.
 
 A figure is drawn from the merged Parquet alone, so it can be redrawn without rerunning cells.
+Print conventions: no title in the image (the caption lives in the report, workflow/report/, and
+in the paper); units in axis labels (µs/ms/s chosen from the data, MiB); counts (states, actions,
+horizon, batch size) get their own values as plain integer ticks; legend titles in words, legends
+outside the axes so they never cover data.
 """
 
 import os
@@ -9,8 +13,11 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pandas as pd
 
 matplotlib.use("Agg")
+import matplotlib.cm  # noqa: E402
+import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -23,6 +30,74 @@ from pymdpbench.engines import ENGINES  # noqa: E402
 PALETTE = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
 LABELS = {"p_states": "hidden states", "p_horizon": "planning horizon (policy length)",
           "p_lr": "learning rate (lr_pA = lr_pB)"}
+#: columns as legend titles
+LEGEND_TITLES = {"variant": "variant", "p_actions": "actions", "p_batch_mode": "batch mode", "density": "density",
+                 "gate": "gate", "cell": "grid cell"}
+MIB = 2**20
+#: grid axes that count things: ticks at their values, as plain integers
+COUNT_AXES = {"p_states", "p_horizon", "p_batch_size", "p_actions", "n_policies"}
+
+
+def _time_unit(seconds):
+    """(factor, unit) that puts the largest time in ``seconds`` in a readable range."""
+    largest = np.nanmax(np.asarray(seconds, dtype=float)) if len(seconds) else 1.0
+    for factor, unit in ((1e6, "µs"), (1e3, "ms")):
+        if largest * factor < 1e4:
+            return factor, unit
+    return 1.0, "s"
+
+
+def _count_ticks(ax, column, values, axis="x"):
+    """Ticks of a count axis at the values the grid holds, printed as plain integers (no 4×10⁰)."""
+    if column not in COUNT_AXES or not len(values):
+        return
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    ticks = sorted({int(v) for v in values if np.isfinite(v)})
+    target.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    target.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{int(round(v)):,}"))
+    target.set_minor_locator(matplotlib.ticker.NullLocator())
+    if axis == "x" and len(ticks) > 6:
+        ax.tick_params(axis="x", labelrotation=45)
+
+
+def _readable(value, _=None):
+    """A tick label without exponents where a reader needs none: 0.01 … 999,999 as plain numbers."""
+    if value <= 0:
+        return ""
+    if 1e-2 <= value < 1e6:
+        return f"{value:,.6g}"
+    exponent = int(np.floor(np.log10(value)))
+    mantissa = value / 10**exponent
+    return f"$10^{{{exponent}}}$" if np.isclose(mantissa, 1) else f"${mantissa:.2g}\\times10^{{{exponent}}}$"
+
+
+def _log_axis(ax, values, axis="y"):
+    """A log axis labelled in plain numbers (majors only); a linear one where the values span less
+    than a factor of 10 (a log axis then has no major tick and labels its minor ones as 8.5×10²)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    if len(values) and values.max() < 10 * values.min():
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("linear")
+        target.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.6g}"))
+        return
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    if len(values) and values.max() < 1000 * values.min():  # few decades: label 1, 2, 5 of each
+        target.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(matplotlib.ticker.FuncFormatter(_readable))
+    target.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _legend_outside(ax, titles=LEGEND_TITLES):
+    """The axes' legend moved to the right of the axes, its section titles in words."""
+    legend = ax.get_legend()
+    if legend is None:
+        return
+    for text in legend.get_texts():
+        text.set_text(titles.get(text.get_text(), text.get_text()))
+    if legend.get_title().get_text():
+        legend.set_title(titles.get(legend.get_title().get_text(), legend.get_title().get_text()))
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=7, title_fontsize=7)
 
 
 def _colour(variant):
@@ -44,24 +119,43 @@ def _errorbars(ax, data, x, y, low, high):
 def scaling(df, fig):
     """Time per step against states, log-log, one line per variant (and actions); random models."""
     ax = fig.add_subplot()
-    ok = df[(df["status"] == "ok") & (df["model"] == "random")]
-    sns.lineplot(data=ok, x="p_states", y="step_time_s", hue="variant", style="p_actions", markers=True,
+    ok = _in_unit(df[(df["status"] == "ok") & (df["model"] == "random")], *_time_unit(df["step_time_s"].dropna()))
+    sns.lineplot(data=ok, x="p_states", y="step_time", hue="variant", style="p_actions", markers=True,
                  palette=palette(df), ax=ax, errorbar=None)
-    _errorbars(ax, ok, "p_states", "step_time_s", "ci_low_s", "ci_high_s")
-    ax.set(xscale="log", yscale="log", xlabel=LABELS["p_states"], ylabel="time per step (s, median, 95 % CI)")
+    _errorbars(ax, ok, "p_states", "step_time", "ci_low", "ci_high")
+    ax.set(xscale="log", xlabel=LABELS["p_states"],
+           ylabel=f"time per step ({ok.attrs.get('unit', 's')}, median, 95 % CI)")
+    _log_axis(ax, pd.concat([ok["ci_low"], ok["ci_high"]]))
+    _count_ticks(ax, "p_states", ok["p_states"])
+    _legend_outside(ax)
+
+
+def _in_unit(df, factor, unit):
+    """``df`` with step_time, ci_low, ci_high: the seconds columns times ``factor``; the unit in attrs."""
+    df = df.copy()
+    for column, source in (("step_time", "step_time_s"), ("ci_low", "ci_low_s"), ("ci_high", "ci_high_s")):
+        df[column] = df[source] * factor
+    df.attrs["unit"] = unit
+    return df
 
 
 def horizon(df, fig):
     """Time per step and number of policies against the planning horizon; random models."""
     ok = df[(df["status"] == "ok") & (df["model"] == "random")]
-    ax_time, ax_pol = fig.subplots(1, 2)
-    sns.lineplot(data=ok, x="p_horizon", y="step_time_s", hue="variant", marker="o", palette=palette(df),
+    ok = _in_unit(ok, *_time_unit(ok["step_time_s"].dropna()))
+    ax_time, ax_pol = fig.subplots(1, 2, width_ratios=[3, 2])
+    sns.lineplot(data=ok, x="p_horizon", y="step_time", hue="variant", marker="o", palette=palette(df),
                  ax=ax_time, errorbar=None)
-    _errorbars(ax_time, ok, "p_horizon", "step_time_s", "ci_low_s", "ci_high_s")
-    ax_time.set(yscale="log", xlabel=LABELS["p_horizon"], ylabel="infer_states + infer_policies (s)")
+    _errorbars(ax_time, ok, "p_horizon", "step_time", "ci_low", "ci_high")
+    ax_time.set(xlabel="policy length", ylabel=f"infer_states + infer_policies ({ok.attrs['unit']})")
+    _log_axis(ax_time, pd.concat([ok["ci_low"], ok["ci_high"]]))
     policies = ok.drop_duplicates("p_horizon")
     sns.lineplot(data=policies, x="p_horizon", y="n_policies", marker="o", color="0.2", ax=ax_pol)
-    ax_pol.set(yscale="log", xlabel=LABELS["p_horizon"], ylabel="number of policies")
+    ax_pol.set(yscale="log", xlabel="policy length", ylabel="number of policies")
+    _count_ticks(ax_pol, "n_policies", policies["n_policies"], axis="y")
+    for ax in (ax_time, ax_pol):
+        _count_ticks(ax, "p_horizon", ok["p_horizon"])
+    _legend_outside(ax_time)
 
 
 def speedup(df, fig):
@@ -76,9 +170,12 @@ def speedup(df, fig):
                      estimator="median")
         _errorbars(ax, sp, x, "speedup", "speedup_ci_low", "speedup_ci_high")
     ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-    ax.set(yscale="log", xlabel=LABELS[x], ylabel="speed-up over standard (×)")
+    ax.set(xlabel=LABELS[x], ylabel="speed-up over standard (×)")
+    _log_axis(ax, [*sp["speedup_ci_low"], *sp["speedup_ci_high"], 0.5, 5.0])  # always log: 1 is the reference
     if x == "p_states":
         ax.set_xscale("log")
+    _count_ticks(ax, x, sp[x])
+    _legend_outside(ax)
 
 
 def speedup_heatmap(df, fig):
@@ -92,12 +189,16 @@ def speedup_heatmap(df, fig):
         fig.add_subplot().set_axis_off()
         return
     axes = fig.subplots(1, len(variants), squeeze=False)[0]
+    norm = LogNorm(vmin=max(1e-3, min(sp["speedup"].min(), 1.0)), vmax=max(1.0, sp["speedup"].max()) * 1.0001)
     for ax, variant in zip(axes, variants):
         grid = (sp[sp["variant"] == variant].groupby(["p_states", "p_actions"])["speedup"]
                 .agg(stats.geometric_mean).unstack("p_actions").sort_index(ascending=False))
         sns.heatmap(grid, annot=True, fmt=".3g", cmap="viridis", cbar=False, ax=ax, annot_kws={"fontsize": 6},
-                    norm=LogNorm(vmin=max(1e-3, sp["speedup"].min()), vmax=max(1.0, sp["speedup"].max())))
+                    norm=norm)
         ax.set(title=variant, xlabel="actions", ylabel="hidden states" if ax is axes[0] else "")
+        ax.tick_params(axis="y", labelrotation=0)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes),
+                 label="speed-up over standard (×, log scale)", shrink=0.9)
 
 
 def deviation(df, fig):
@@ -107,13 +208,22 @@ def deviation(df, fig):
     x = tables.x_axis(study)
     ok = df[(df["status"] == "ok") & (df["variant"] != "standard")].copy()
     ok["max_deviation"] = ok[["dev_qs", "dev_q_pi", "dev_G_rel"]].max(axis=1).clip(lower=1e-17)
+    ok["gate"] = ok["gate_pass"].map({True: "pass", False: "fail"}).fillna("no reference")
     if len(ok):
-        sns.scatterplot(data=ok, x=x, y="max_deviation", hue="variant", style="gate_pass", palette=palette(df), ax=ax)
+        sns.scatterplot(data=ok, x=x, y="max_deviation", hue="variant", style="gate",
+                        style_order=[g for g in ("pass", "fail", "no reference") if g in set(ok["gate"])],
+                        palette=palette(df), ax=ax)
         for variant, group in ok.groupby("variant"):
             ax.axhline(group["tolerance"].iloc[0], color=_colour(variant), lw=0.8, ls=":")
-    ax.set(yscale="log", xlabel=LABELS[x], ylabel="max |deviation| from standard (dotted: tolerance)")
+        legend = ax.get_legend()
+        tolerance = matplotlib.lines.Line2D([], [], color="0.3", lw=0.8, ls=":")
+        ax.legend([*legend.legend_handles, tolerance],
+                  [*(t.get_text() for t in legend.get_texts()), "tolerance (dotted, per variant)"])
+    ax.set(yscale="log", xlabel=LABELS[x], ylabel="max |deviation| from standard")
     if x == "p_states":
         ax.set_xscale("log")
+    _count_ticks(ax, x, ok[x])
+    _legend_outside(ax)
 
 
 def learning_curve(df, fig):
@@ -125,6 +235,7 @@ def learning_curve(df, fig):
     configs = list(dict.fromkeys(_learning_config(r) for _, r in ok.iterrows()))
     colours = dict(zip(configs, sns.color_palette("viridis", len(configs))))
     styles = dict(zip(sorted(ok["variant"].unique(), key=lambda v: (v != "standard", v)), ["-", "--", ":", "-."] * 4))
+    factor, unit = _time_unit(np.concatenate([np.asarray(t) for t in ok["episode_step_time_s"]]) if len(ok) else [])
     for _, r in ok.iterrows():
         rate = np.asarray(r["episode_goal_rate"])
         episodes = np.arange(1, len(rate) + 1)
@@ -133,15 +244,20 @@ def learning_curve(df, fig):
         ax_goal.plot(episodes, rate, color=colours[config], ls=styles[r["variant"]], lw=1,
                      label=f"{config} ({r['variant']})")
         ax_goal.fill_between(episodes, low, high, color=colours[config], alpha=0.12, lw=0)
-        ax_time.plot(episodes, r["episode_step_time_s"], color=_colour(r["variant"]), ls=styles[r["variant"]], lw=0.8)
+        ax_time.plot(episodes, np.asarray(r["episode_step_time_s"]) * factor, color=_colour(r["variant"]),
+                     ls=styles[r["variant"]], lw=0.8)
     ax_goal.set(xlabel="episode", ylabel="goal rate (share of runs)", ylim=(-0.02, 1.02))
-    ax_goal.legend(fontsize=5, loc="lower right")
-    ax_time.set(yscale="log", xlabel="episode", ylabel="time per learning step (s)")
+    ax_time.set(xlabel="episode", ylabel=f"time per learning step ({unit})")
+    _log_axis(ax_time, [t * factor for times in ok["episode_step_time_s"] for t in times])
     for ax in (ax_goal, ax_time):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    for variant in styles:
-        ax_time.plot([], [], color=_colour(variant), ls=styles[variant], label=variant)
-    ax_time.legend(fontsize=6)
+    # one legend beside both panels: learning configuration (colour, left), variant (colour right, line style both)
+    blank = matplotlib.lines.Line2D([], [], lw=0)
+    handles = [blank, *(matplotlib.lines.Line2D([], [], color=colours[c], lw=1.5) for c in configs), blank,
+               *(matplotlib.lines.Line2D([], [], color=_colour(v), ls=styles[v], lw=1) for v in styles)]
+    labels = ["learning (left, colour)", *configs, "variant (line style)", *styles]
+    fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=7,
+               handlelength=2.5)
 
 
 def _learning_config(row):
@@ -163,7 +279,9 @@ def profile_top(df, fig, top=10):
         sns.barplot(data=functions[functions["function"].isin(order)], y="function", x="own_share", hue="cell",
                     order=order, hue_order=sizes, palette="viridis", ax=ax)
         ax.tick_params(axis="y", labelsize=6)
-    ax.set(xlabel="share of profiled time inside the function", ylabel="")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+        _legend_outside(ax)
+    ax.set(xlabel="share of profiled time inside the function itself (standard agent)", ylabel="")
 
 
 def _short_function(name):
@@ -183,10 +301,9 @@ def render(name, parquet_path, out_paths, width_in=6.5, height_in=3.2):
     df = tables.load(parquet_path)
     fig = plt.figure(figsize=(width_in, height_in), layout="constrained")
     if (df["status"] == "ok").any():
-        FIGURES[name](df, fig)
+        FIGURES[name](df, fig)  # no title in the image: the caption is the report's (workflow/report/figure.rst)
     else:
         no_measured_cells(df, fig)
-    fig.suptitle(f"{df['study'].iloc[0]}: {FIGURES[name].__doc__.splitlines()[0]}", fontsize=8)
     for path in out_paths:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,25 +327,29 @@ def _memory_vs_size(df, fig, column, ylabel):
     ax = fig.add_subplot()
     ok = df[(df["status"] == "ok") & df[column].notna()].copy()
     ok["density"] = ok["p_density"].map("{:g}".format)
+    ok["MiB"] = ok[column] / MIB
     if len(ok):
-        sns.lineplot(data=ok, x="p_states", y=column, hue="variant", style="density", markers=True,
+        sns.lineplot(data=ok, x="p_states", y="MiB", hue="variant", style="density", markers=True,
                      palette=palette(ok), ax=ax, errorbar=None)
-    ax.set(xscale="log", yscale="log", xlabel=LABELS["p_states"], ylabel=ylabel)
+        _legend_outside(ax)
+    ax.set(xscale="log", xlabel=LABELS["p_states"], ylabel=ylabel)
+    _log_axis(ax, ok["MiB"])
+    _count_ticks(ax, "p_states", ok["p_states"])
 
 
 def model_bytes(df, fig):
     """Bytes of A and B as each variant holds them, against model size"""
-    _memory_vs_size(df, fig, "model_bytes", "model bytes (A and B as held)")
+    _memory_vs_size(df, fig, "model_bytes", "A and B as held (MiB)")
 
 
 def traced_peak(df, fig):
     """tracemalloc peak during steps (Python and numpy allocations), against model size"""
-    _memory_vs_size(df, fig, "tracemalloc_peak_bytes", "tracemalloc peak during steps (bytes)")
+    _memory_vs_size(df, fig, "tracemalloc_peak_bytes", "tracemalloc peak during steps (MiB)")
 
 
 def rss_peak(df, fig):
     """Peak resident set size of the cell process during steps, against model size"""
-    _memory_vs_size(df, fig, "rss_peak_bytes", "RSS peak during steps (bytes)")
+    _memory_vs_size(df, fig, "rss_peak_bytes", "peak RSS during steps (MiB)")
 
 
 def throughput(df, fig):
@@ -238,7 +359,10 @@ def throughput(df, fig):
     if len(ok):
         sns.lineplot(data=ok, x="p_batch_size", y="throughput_agent_steps_s", hue="variant", style="p_batch_mode",
                      markers=True, palette=palette(ok), ax=ax, errorbar=None)
-    ax.set(xscale="log", yscale="log", xlabel="batch size (agents)", ylabel="throughput (agent steps / s)")
+        _legend_outside(ax)
+    ax.set(xscale="log", xlabel="batch size (agents)", ylabel="throughput (agent steps / s)")
+    _log_axis(ax, ok["throughput_agent_steps_s"])
+    _count_ticks(ax, "p_batch_size", ok["p_batch_size"])
 
 
 FIGURES.update({f.__name__: f for f in (model_bytes, traced_peak, rss_peak, throughput)})
