@@ -78,3 +78,32 @@ def test_unknown_variant_is_named(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--cores", "1", "--configfile", "bad.yaml")
     assert result.returncode != 0
     assert "turbo" in result.stdout + result.stderr
+
+
+BAD_BEFORE_ANY_JOB = [
+    ("seed: 1\nvariants: [standard]\nstudies:\n  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n"
+     "  planning: {states: 8, observations: 3, actions: 2, horizons: [1]}\n",
+     "key 'planning' is written twice (lines 4 and 5)"),
+    ("seed: 7.0\nvariants: [standard]\nstudies:\n  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n",
+     "config key 'seed': 7.0 is not an integer (write 7)"),
+    ("seed: 1\nvariants: [standard]\nstudies:\n  inference: {states: [4], observations: [2], actions: [2], "
+     "models: [config/models/a_b.md, config/models/a/b.md]}\n",
+     "cell id 'm-gnn_a_b-h1': two grid points share it"),
+    ("seed: 1\nvariants: [standard, x]\ncustom_variants: {x: 'no_such_module_xyz:Agent'}\nstudies:\n"
+     "  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n",
+     "config key 'custom_variants.x': 'no_such_module_xyz:Agent': cannot import module"),
+    ("seed: 1\nvariants: [standard]\nstudies:\n  planning: {states: 8, observations: 6, actions: 4, horizons: [9]}\n",
+     "262,144 policies of length 9"),
+    ("seed: 1\nvariants: [standard]\nmax_cells: 10\nstudies:\n  inference: {states: [2, 3, 4, 5, 6, 7], "
+     "observations: [2, 3], actions: [2]}\n", "the grid has more than 10 cells (at least 12 so far"),
+]
+
+
+@pytest.mark.parametrize("text, words", BAD_BEFORE_ANY_JOB)
+def test_config_faults_stop_snakemake_before_any_job_naming_them(tmp_path, text, words):
+    copy_workflow(tmp_path)
+    (tmp_path / "bad.yaml").write_text(text)
+    result = run_snakemake(tmp_path, "--cores", "1", "--configfile", "bad.yaml")
+    assert result.returncode != 0
+    assert words in result.stdout + result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "results").exists()

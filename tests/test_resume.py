@@ -68,3 +68,26 @@ def test_killed_run_resumes_to_the_same_results(tmp_path, uninterrupted, what, n
     resumed = content(workdir)
     for study in STUDIES:
         pd.testing.assert_frame_equal(resumed[study], uninterrupted[study])
+
+
+@pytest.mark.slow
+def test_a_corrupt_reference_or_a_missing_cell_file_is_made_again(tmp_path):
+    """A reference that would not load never reaches a variant: it is removed before the DAG is built,
+    and its point runs again; a deleted cell file is made again, though the merged table is newer."""
+    config = {**CONFIG, "studies": {"inference": CONFIG["studies"]["inference"]}}
+    workdir = run_workflow(tmp_path, config)
+    before = non_timing_content(pd.read_parquet(workdir / "results/inference.parquet"))
+    cells = workdir / "results/cells/inference"
+    (cells / "s3-o2-a2-h1/reference.npz").write_text("not a reference")
+    (cells / "s4-o2-a2-h1/again.parquet").unlink()
+
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", "c.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "removed results/cells/inference/s3-o2-a2-h1/reference.npz: not a readable reference" in result.stderr
+    for point in ("s3-o2-a2-h1", "s4-o2-a2-h1", "s5-o2-a2-h1"):
+        for variant in ("standard", "again"):
+            read_cell(cells / point / f"{variant}.parquet")
+    after = non_timing_content(pd.read_parquet(workdir / "results/inference.parquet"))
+    pd.testing.assert_frame_equal(after, before)
+    again = run_snakemake(workdir, "--cores", "2", "--configfile", "c.yaml")
+    assert "Nothing to be done" in again.stdout + again.stderr
