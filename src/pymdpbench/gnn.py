@@ -4,7 +4,7 @@ A GNN file is Markdown: ``## Name`` section headers, then one kind of content pe
 This reader handles the discrete POMDP subset, with one or several hidden-state factors
 (``B``/``D`` or ``B_xxx``/``D_xxx``, one per factor) and one or several observation modalities
 (``A``/``C`` or ``A_xxx``/``C_xxx``, one per modality), plus an optional policy prior ``E``.
-Notation and traps: the shared ``reference/gnn-format.md``.
+The format as this reader takes it, with examples: docs/gnn-format.md.
 
 Sections
     ``GNNSection``, ``StateSpaceBlock``, ``Connections`` and ``InitialParameterization`` are
