@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from pymdpbench import cell, gate, results
 from pymdpbench.studies import get_study
@@ -70,3 +71,18 @@ def test_thread_variables_are_applied(tiny_timing):
     assert row["threads"] == 1
     assert "=1" in row["blas_threads"]
     assert np.all(np.isfinite(row["samples_s"]))
+
+
+def test_a_reference_that_does_not_fit_the_model_is_refused_naming_it(tmp_path, tiny_timing):
+    ref = tmp_path / "reference.npz"
+    cell.write_cell(tmp_path / "standard.parquet", study_name="inference", point=point(), variant="standard",
+                    master_seed=5, timing=tiny_timing, write_reference=str(ref))
+    other = get_study("inference").point(6, 3, 3, 1)  # three actions: three policies, the reference has two
+    reference, _ = gate.load_reference(ref)
+    reference.save(ref, f"inference/{other['cell']}")
+    out = tmp_path / "numba.parquet"
+    with pytest.raises(gate.TrajectoryError, match=r"reference.npz: q_pi has shape \(4, 2\), the model needs "
+                                                   r"\(4, 3\).*delete it and run snakemake again"):
+        cell.write_cell(out, study_name="inference", point=other, variant="numba", master_seed=5,
+                        timing=tiny_timing, reference_path=str(ref))
+    assert not out.exists()

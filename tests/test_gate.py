@@ -18,7 +18,7 @@ class FirstOfTies(get_engine("numba")):
     """Picks the first of tied actions (argmax), as pymdp's JAX agent does, instead of drawing."""
 
     def sample_action(self):
-        marginal = gate.action_marginals(np.asarray(self.q_pi, float), self.policies, self.num_controls)[0]
+        marginal = gate.action_marginals(np.asarray(self.q_pi, float), np.asarray(self.policies), self.num_controls)[0]
         self.action = np.array([float(np.argmax(marginal))])
         return self.action
 

@@ -79,16 +79,20 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     agent, setup_time_s = harness.timed(lambda: Agent(**kwargs))
     reference, absent = (gate.load_reference(reference_path, study_name, point["cell"])
                          if reference_path is not None else (None, ""))
+    shape = (len(observations), model.num_states, len(agent.policies), len(model.num_states))
+    if reference is not None:  # a reference that does not fit this point's model: say so, and what to do
+        try:
+            reference.check_shapes(str(reference_path), *shape)
+            reference.check_finite(str(reference_path))
+        except (gate.TrajectoryError, FloatingPointError) as err:
+            raise gate.TrajectoryError(f"{err}; {gate.REFERENCE_ADVICE}") from err
     forced = None
     if reference is not None and getattr(Agent, "replays_reference_actions", False):
         forced = reference.actions
     trajectory = gate.run_trajectory(agent, observations, action_seed, learning=study.gate_learning,
                                      forced_actions=forced)
     trajectory.check_finite(variant)
-    shape = (len(observations), model.num_states, len(agent.policies), len(model.num_states))
     trajectory.check_shapes(f"engine {variant}", *shape)
-    if reference is not None:
-        reference.check_shapes(f"{reference_path} ({gate.REFERENCE_ADVICE})", *shape)
     if write_reference is not None:
         trajectory.save(write_reference, owner)
     row.update(_gate_row(Agent, trajectory, reference, absent))

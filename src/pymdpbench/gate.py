@@ -15,6 +15,7 @@ difference: own-kernel engines reproduce pymdp's draw anyway, and JAX takes the 
 
 import copy
 import os
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +88,9 @@ def save_absent_reference(path, reason, owner=""):
 
 def _read_reference(path):
     """{name: array} of a reference file; TrajectoryError naming it if it is not ours."""
+    if not zipfile.is_zipfile(path):  # else numpy tries it as a pickle and suggests loading it unsafely
+        raise TrajectoryError(f"{path}: not a readable reference trajectory (not an .npz archive: corrupt or "
+                              f"truncated); {REFERENCE_ADVICE}")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
