@@ -1,0 +1,383 @@
+"""pymdp's legacy ``Agent`` with its hot paths compiled: the numba engine.
+
+The class *is* ``pymdp.legacy.agent.Agent`` (a subclass): its constructor, every keyword, every
+method and attribute, its histories and its bookkeeping are pymdp's own. Three methods take a
+compiled path when the agent is in the configuration that path computes, and otherwise hand the
+call to pymdp's own method:
+
+* ``infer_states``: VANILLA inference (one-shot softmax for one factor, legacy's parallel
+  fixed-point iteration for several, ``A_factor_list`` / ``B_factor_list`` included) --
+  :func:`kernels.infer_states`.
+* ``infer_policies``: every policy list (pymdp's own, ``policies=``, ``num_controls``,
+  ``control_fac_idx``), utility, state and parameter information gain --
+  :func:`kernels.policy_values`. Not with ``sophisticated=True``, an inductive ``H`` or MMP:
+  those run pymdp's code.
+* ``sample_action``: the marginal or full choice and its softmax in :func:`kernels.choose`; the
+  random draws themselves in numpy, with exactly legacy's calls on numpy's global RNG.
+
+No stale value, by construction: the kernels read pymdp's arrays themselves (reshaped views, not
+copies) at every call, so an assignment (``agent.C = ...``) or an in-place edit
+(``agent.C[1][1] = 3.0``, ``agent.A[0][:, 2] = ...``) is what the next call computes with, as in
+pymdp. The one value kept between calls, the entropy term h = sum_o A ln(A + e^-16), is checked
+against a snapshot of A at every call and recomputed where A differs. Views are rebuilt when an
+array is replaced (checked by identity); an array that is not C-contiguous in the engine's dtype is
+converted at every call (correct, slower). The policy arrays are made read-only when first used,
+so that editing one in place raises instead of being missed; a replaced policy is seen.
+
+Anything the compiled path does not cover -- MMP, sophisticated inference, inductive inference,
+``distr_obs=True``, out-of-range observations, inconsistent shapes -- runs pymdp's own method, with
+pymdp's numbers and pymdp's errors.
+"""
+
+import operator
+import time
+
+import numpy as np
+
+from pymdp.legacy.agent import Agent as PymdpAgent
+
+from pymdpbench.engines.legacy_math import FPI_DEFAULTS, select_highest
+from pymdpbench.engines.numba import kernels
+
+_ALL_ON = np.ones(4, dtype=np.bool_)
+
+
+class _Views:
+    """Kernel-ready arrays of one model field, and what they were built from (to know when to rebuild)."""
+
+    __slots__ = ("source", "items", "arrays", "volatile")
+
+    def __init__(self, source, items, arrays, volatile):
+        self.source, self.items, self.arrays, self.volatile = source, items, arrays, volatile
+
+    def valid_for(self, source):
+        return (not self.volatile and source is self.source and len(source) == len(self.items)
+                and all(map(operator.is_, source, self.items)))
+
+
+class Agent(PymdpAgent):
+    """``pymdp.legacy.agent.Agent`` with compiled inference, planning and action selection."""
+
+    #: dtype of the kernels' arithmetic; the float32 engine overrides it.
+    dtype = np.float64
+
+    # ---- kernel-ready views ----------------------------------------------------------------
+
+    def _kernel_array(self, array, shape):
+        """``array`` reshaped for a kernel: a view when it is a C-contiguous array of the engine's
+        dtype, else a converted copy; (array, is_view)."""
+        if (isinstance(array, np.ndarray) and array.dtype == self.dtype and array.flags.c_contiguous
+                and not array.dtype.hasobject):
+            return array.reshape(shape), True
+        return np.ascontiguousarray(np.asarray(array, dtype=self.dtype)).reshape(shape), False
+
+    def _field(self, name, shape_of):
+        """The tuple of kernel views of model field ``name`` (A, B, C, D, pA, pB), cached while the same
+        arrays are in place. ``shape_of(i, array)`` gives the kernel shape or None when unusable."""
+        source = self.__dict__.get(name)
+        cache = self.__dict__.setdefault("_views", {})
+        views = cache.get(name)
+        if views is not None and views.valid_for(source):
+            return views.arrays
+        if source is None:
+            return None
+        items = list(source)
+        arrays, volatile = [], False
+        for i, item in enumerate(items):
+            shape = shape_of(i, item)
+            if shape is None:
+                return None
+            array, is_view = self._kernel_array(item, shape)
+            arrays.append(array)
+            volatile |= not is_view
+        arrays = tuple(arrays)
+        cache[name] = _Views(source, items, arrays, volatile)
+        return arrays
+
+    def _structure(self):
+        """Shapes the kernels rely on, from B (states, controls) and the factor lists; None when the
+        model is not one the kernels read safely (pymdp then runs and reports)."""
+        B = self.__dict__.get("B")
+        key = (tuple(np.shape(b) for b in B) if B is not None else None,
+               [list(fl) for fl in self.A_factor_list], [list(fl) for fl in self.B_factor_list],
+               [list(fl) for fl in self.mb_dict["A_factor_list"]])
+        cached = self.__dict__.get("_structure_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        structure = self._build_structure(key)
+        self.__dict__["_structure_cache"] = (key, structure)
+        return structure
+
+    def _build_structure(self, key):
+        b_shapes, afl, bfl, mb_afl = key
+        if b_shapes is None or any(len(s) < 2 for s in b_shapes):
+            return None
+        num_states = [s[0] for s in b_shapes]
+        num_controls = [s[-1] for s in b_shapes]
+        F = len(num_states)
+        if len(bfl) != F or any(not all(isinstance(g, (int, np.integer)) and 0 <= g < F for g in fl) for fl in bfl):
+            return None
+        for f, fl in enumerate(bfl):
+            if tuple(b_shapes[f]) != (num_states[f], *(num_states[g] for g in fl), num_controls[f]):
+                return None
+
+        def deps(factor_lists):
+            table = np.zeros((len(factor_lists) + F, F + 1), dtype=np.int64)
+            for row, fl in enumerate(list(factor_lists) + bfl):
+                if len(fl) > F:
+                    return None
+                table[row, 0] = len(fl)
+                table[row, 1:1 + len(fl)] = fl
+            return table
+
+        for fl in afl + mb_afl:
+            if not fl or not all(isinstance(f, (int, np.integer)) and 0 <= f < F for f in fl):
+                return None
+        return {
+            "num_states": num_states, "num_controls": np.array(num_controls, dtype=np.int64),
+            "a_sizes": [int(np.prod([num_states[f] for f in fl])) for fl in afl],
+            "deps": deps(afl), "state_deps": deps(mb_afl), "acc_deps": deps([sorted(fl) for fl in mb_afl]),
+            "b_sizes": [int(np.prod([num_states[g] for g in fl])) for fl in bfl],
+        }
+
+    def _model(self, structure, factor_lists):
+        """(A, B) kernel views, or None."""
+        num_states = structure["num_states"]
+
+        def a_shape(m, a):
+            if m >= len(factor_lists) or np.shape(a) != (np.shape(a)[0], *(num_states[f] for f in factor_lists[m])):
+                return None
+            return (np.shape(a)[0], -1)
+
+        def b_shape(f, b):
+            return (num_states[f], structure["b_sizes"][f], int(structure["num_controls"][f]))
+
+        A = self._field("A", a_shape)
+        if A is None or len(A) != len(factor_lists):
+            return None
+        B = self._field("B", b_shape)
+        return (A, B) if B is not None else None
+
+    def _vectors(self, arrays, sizes):
+        """A tuple of 1-D arrays of the engine's dtype with these sizes (qs, D), or None."""
+        if arrays is None or len(arrays) != len(sizes):
+            return None
+        out = []
+        for a, n in zip(arrays, sizes):
+            if not isinstance(a, np.ndarray) or a.shape != (n,):
+                return None
+            out.append(a if a.dtype == self.dtype else a.astype(self.dtype))
+        return tuple(out)
+
+    # ---- inference -------------------------------------------------------------------------
+
+    def infer_states(self, observation, distr_obs=False):
+        """Legacy ``infer_states`` (``agent.py:478-550``); VANILLA compiled, anything else pymdp's."""
+        if not hasattr(self, "qs"):
+            self.reset()
+        qs = None
+        if self.inference_algo == "VANILLA" and not distr_obs:
+            qs = self._infer_states_compiled(observation)
+        if qs is None:
+            return super().infer_states(observation, distr_obs)
+        if hasattr(self, "qs_hist"):
+            self.qs_hist.append(qs)
+        self.qs = qs
+        return qs
+
+    def _infer_states_compiled(self, observation):
+        structure = self._structure()
+        if structure is None:
+            return None
+        model = self._model(structure, self.mb_dict["A_factor_list"])
+        params = self.inference_params
+        if model is None or not isinstance(params, dict) or set(params) != set(FPI_DEFAULTS):
+            return None
+        A, B = model
+        try:
+            obs = np.array([operator.index(o) for o in observation], dtype=np.int64)
+        except TypeError:
+            return None
+        if obs.shape != (len(A),) or np.any(obs < 0) or any(o >= a.shape[0] for o, a in zip(obs, A)):
+            return None
+        num_states = structure["num_states"]
+        if self.action is None:
+            first = True
+            prev = self._vectors(self.D, num_states)
+            action = np.full(len(num_states), -1, dtype=np.int64)
+        else:
+            first = False
+            prev = self._vectors(self.qs, num_states)
+            action = np.asarray(self.action).astype(np.int64).reshape(-1)
+            if action.shape != (len(num_states),) or np.any(action < 0) or np.any(action >= structure["num_controls"]):
+                return None
+        if prev is None:
+            return None
+        fpi = np.array([params["num_iter"], params["dF"], params["dF_tol"], bool(params["compute_vfe"])],
+                       dtype=self.dtype)
+        out = np.empty(sum(num_states), dtype=self.dtype)
+        kernels.infer_states(A, B, prev, action, obs, structure["state_deps"], structure["acc_deps"], fpi, out)
+        qs = np.empty(len(num_states), dtype=object)
+        start = 0
+        for f, n in enumerate(num_states):
+            qs[f] = out[start:start + n]
+            start += n
+        return qs
+
+    def infer_policies(self):
+        """Legacy ``infer_policies`` (``agent.py:608-693``); VANILLA planning compiled, sophisticated,
+        inductive and MMP planning pymdp's."""
+        result = None
+        if self.inference_algo == "VANILLA" and not self.sophisticated and self.I is None:
+            result = self._infer_policies_compiled()
+        if result is None:
+            return super().infer_policies()
+        q_pi, G = result
+        if hasattr(self, "q_pi_hist"):
+            self.q_pi_hist.append(q_pi)
+            if len(self.q_pi_hist) > self.inference_horizon:
+                self.q_pi_hist = self.q_pi_hist[-(self.inference_horizon - 1):]
+        self.q_pi = q_pi
+        self.G = G
+        return q_pi, G
+
+    def _policy_array(self, structure):
+        """The policies as a (P, H, F) int array, cached while the same policy arrays are in place
+        (they are made read-only, so none is edited unseen); None when unusable."""
+        policies = self.policies
+        cached = self.__dict__.get("_policy_cache")
+        if cached is not None and cached.valid_for(policies):
+            return cached.arrays
+        try:
+            items = list(policies)
+            array = np.array(items, dtype=np.int64)
+        except (TypeError, ValueError):
+            return None
+        F = len(structure["num_states"])
+        if array.ndim != 3 or array.shape[2] != F or len(array) == 0:
+            return None
+        if np.any(array < 0) or np.any(array >= structure["num_controls"]):
+            return None
+        for item in items:
+            if isinstance(item, np.ndarray):
+                item.flags.writeable = False
+        self.__dict__["_policy_cache"] = _Views(policies, items, array, False)
+        return array
+
+    def _infer_policies_compiled(self):
+        structure = self._structure()
+        if structure is None:
+            return None
+        model = self._model(structure, self.A_factor_list)
+        policies = self._policy_array(structure)
+        qs = self._vectors(self.qs, structure["num_states"])
+        if model is None or policies is None or qs is None:
+            return None
+        A, B = model
+        P, H = policies.shape[:2]
+        C = self._field("C", lambda m, c: (np.shape(c)[0], 1) if np.ndim(c) == 1 else np.shape(c))
+        if C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A)):
+            return None
+        if any(c.shape[1] != 1 and c.shape[1] < H for c in C):
+            return None  # a 2-D C shorter than the horizon: pymdp raises
+        E = np.full(P, 1.0 / P, dtype=self.dtype) if self.E is None else self.E
+        if not isinstance(E, np.ndarray) or E.shape != (P,):
+            return None
+        flags = np.array([self.use_utility, self.use_states_info_gain, False, False], dtype=np.bool_)
+        pA = pB = None
+        if self.use_param_info_gain:
+            if self.pA is not None:
+                pA = self._field("pA", lambda m, p: (np.shape(p)[0], -1))
+                if pA is None or any(p.shape != a.shape for p, a in zip(pA, A)):
+                    return None
+                flags[2] = True
+            if self.pB is not None:
+                pB = self._field("pB", lambda f, p: np.shape(B[f]) if np.size(p) == B[f].size else None)
+                if pB is None:
+                    return None
+                flags[3] = True
+        snapshot, h = self._entropy_cache(A)
+        G = np.empty(P, dtype=self.dtype)
+        q_pi = np.empty(P, dtype=self.dtype)
+        kernels.policy_values(A, B, C, snapshot, h, np.asarray(E, dtype=self.dtype), qs, policies,
+                              structure["deps"], pA if pA is not None else A, pB if pB is not None else B,
+                              flags, float(self.gamma), G, q_pi)
+        return q_pi, G
+
+    def _entropy_cache(self, A):
+        """(snapshot of A, h), packed per modality; reallocated (NaN snapshot: recomputed) when A's shapes change."""
+        shapes = tuple(a.shape for a in A)
+        cache = self.__dict__.get("_entropy")
+        if cache is None or cache[0] != shapes:
+            snapshot = np.full(sum(a.size for a in A), np.nan, dtype=self.dtype)
+            cache = (shapes, snapshot, np.zeros(sum(a.shape[1] for a in A), dtype=self.dtype))
+            self.__dict__["_entropy"] = cache
+        return cache[1], cache[2]
+
+    def sample_action(self):
+        """Legacy ``sample_action`` (``agent.py:695-721``): the choice compiled, the draws numpy's."""
+        structure = self._structure()
+        policies = self._policy_array(structure) if structure is not None else None
+        q_pi = self.q_pi
+        if (policies is None or not isinstance(q_pi, np.ndarray) or q_pi.shape != (len(policies),)
+                or self.sampling_mode not in ("marginal", "full")
+                or self.action_selection not in ("deterministic", "stochastic")):
+            return super().sample_action()
+        full = self.sampling_mode == "full"
+        stochastic = self.action_selection == "stochastic"
+        num_controls = structure["num_controls"]
+        width = len(policies) if full else int(num_controls.max())
+        p = np.empty((len(num_controls), width), dtype=self.dtype)
+        picks = kernels.choose(np.asarray(q_pi, dtype=self.dtype), policies, num_controls, full, stochastic,
+                               float(self.alpha), p)
+        rows = 1 if full else len(num_controls)
+        for f in range(rows):
+            if picks[f] < 0:
+                probabilities = self._draw_probabilities(p[f, :len(policies) if full else num_controls[f]])
+                if stochastic:  # ``utils.sample``, ``utils.py:39-42``
+                    picks[f] = int(np.where(np.random.multinomial(1, probabilities) == 1)[0][0])
+                else:
+                    picks[f] = select_highest(probabilities)
+        action = (policies[picks[0], 0, :] if full else picks).astype(float)
+        self.action = action
+        self.step_time()
+        return action
+
+    def _draw_probabilities(self, p):
+        """The vector legacy's draw sees (float64)."""
+        return np.asarray(p, dtype=np.float64)
+
+    # ---- protocol --------------------------------------------------------------------------
+
+    @classmethod
+    def supports(cls, options):
+        """pymdp's own Agent underneath: every legacy model and keyword runs (MMP, sophisticated and
+        inductive planning at pymdp's speed)."""
+        return True, ""
+
+    @classmethod
+    def warmup(cls):
+        """Compile (or load from numba's on-disk cache) the kernels for this dtype on tiny models of
+        one and two factors; seconds taken. numpy's global RNG is left as it was."""
+        from pymdpbench.models import random_model
+
+        start = time.perf_counter()
+        state = np.random.get_state()
+        try:
+            for model_kwargs, agent_kwargs in [
+                (dict(num_states=[3], num_obs=[2], num_controls=[2]), {}),
+                (dict(num_states=[3], num_obs=[2, 3], num_controls=[2], dirichlet=True),
+                 dict(use_param_info_gain=True, policy_len=2, sampling_mode="full", action_selection="stochastic")),
+                (dict(num_states=[2, 3], num_obs=[2], num_controls=[2, 1], dirichlet=True),
+                 dict(use_param_info_gain=True)),
+            ]:
+                model = random_model(0, **model_kwargs)
+                agent = cls(**model.agent_kwargs(), **agent_kwargs)
+                np.random.seed(0)
+                for _ in range(2):
+                    agent.infer_states([0] * len(model.num_obs))
+                    agent.infer_policies()
+                    agent.sample_action()
+        finally:
+            np.random.set_state(state)
+        return time.perf_counter() - start

@@ -1,0 +1,496 @@
+"""The compiled kernels of the numba engines: small, typed, arrays in and arrays out.
+
+They read pymdp's own arrays, in pymdp's layout, as views (never copies), so an in-place edit of
+``agent.A[0]`` or ``agent.C[1]`` is what the next call reads. The layouts, named once here:
+
+* ``A``: a tuple of M arrays ``(No_m, S_m)``: ``A[m]`` reshaped, ``S_m`` the joint states of the
+  factors of modality m in ``A_factor_list[m]`` order (C order, the first listed factor most
+  significant -- pymdp's own axis order).
+* ``B``: a tuple of F arrays ``(Ns_f, S_Bf, Nu_f)``: ``B[f]`` reshaped, ``S_Bf`` the joint states of
+  ``B_factor_list[f]``.
+* ``C``: a tuple of M arrays ``(No_m, T_m)``: a 1-D ``C[m]`` as one column (tiled over the horizon),
+  a 2-D one column by column.
+* ``deps``: int64 ``(M + F, F + 1)``: row m lists modality m's factors (``deps[m, 0]`` = how many,
+  then the factor indices), row M + f lists ``B_factor_list[f]`` the same way.
+* ``qs``: a tuple of F vectors; posteriors are written *packed*, factor after factor, into one
+  ``(sum Ns,)`` array.
+* ``policies``: int64 ``(P, H, F)``.
+
+Formulas, constants and their pymdp sources are in :mod:`pymdpbench.engines.legacy_math`. Kernels
+take their constants in the dtype of their inputs, so the float32 engine runs float32 throughout.
+"""
+
+import numpy as np
+from numba import njit
+
+from pymdpbench.engines.legacy_math import EPS_VAL, EXP_M16, TIE_TOL
+
+_JIT = {"cache": True, "fastmath": {"reassoc", "contract"}}
+
+
+@njit(**_JIT)
+def _softmax_inplace(x):
+    """x <- exp(x - max x) / sum exp(x - max x); x (n,)."""
+    top = x.max()
+    total = x.dtype.type(0)
+    for i in range(x.shape[0]):
+        x[i] = np.exp(x[i] - top)
+        total += x[i]
+    for i in range(x.shape[0]):
+        x[i] /= total
+
+
+@njit(**_JIT)
+def _dot(x, y):
+    acc = x.dtype.type(0)
+    for i in range(x.shape[0]):
+        acc += x[i] * y[i]
+    return acc
+
+
+@njit(**_JIT)
+def _matvec(M, x, out):
+    """out = M @ x; M (n, k) C-contiguous rows."""
+    for i in range(M.shape[0]):
+        acc = M.dtype.type(0)
+        for j in range(M.shape[1]):
+            acc += M[i, j] * x[j]
+        out[i] = acc
+
+
+@njit(**_JIT)
+def _kron_into(deps, row, states, offsets, out):
+    """out = (x) of the factor vectors listed in ``deps[row]``, read from the packed ``states`` at
+    ``offsets`` (pymdp's ``spm_cross``: the first listed factor most significant); returns its length."""
+    k = deps[row, 0]
+    n = 1
+    out[0] = states.dtype.type(1)
+    for r in range(k):
+        f = deps[row, 1 + r]
+        start = offsets[f]
+        size = offsets[f + 1] - start
+        # expand in place from the back: out[i * size + j] = out[i] * x_f[j]
+        for i in range(n - 1, -1, -1):
+            v = out[i]
+            for j in range(size - 1, -1, -1):
+                out[i * size + j] = v * states[start + j]
+        n *= size
+    return n
+
+
+@njit(**_JIT)
+def factor_offsets(B):
+    """(F + 1,) start of each factor in a packed posterior."""
+    offsets = np.zeros(len(B) + 1, np.int64)
+    for f in range(len(B)):
+        offsets[f + 1] = offsets[f] + B[f].shape[0]
+    return offsets
+
+
+@njit(**_JIT)
+def _pack(vectors, offsets, dtype_of):
+    out = np.empty(offsets[-1], dtype_of.dtype)
+    for f in range(len(vectors)):
+        v = vectors[f]
+        for i in range(v.shape[0]):
+            out[offsets[f] + i] = v[i]
+    return out
+
+
+@njit(**_JIT)
+def _contract(ll, ll_start, deps, m, q, offsets, out, acc_only):
+    """Expected log-likelihood of modality m per factor, out[f] += sum_{s \\ f} LL_m(s) prod_{g != f} q_g,
+    and its full expectation sum_s LL_m(s) prod_g q_g (returned). ``LL_m`` lies at ``ll[ll_start:]``,
+    flattened over the factors listed in ``deps[m]`` (the first most significant)."""
+    k = deps[m, 0]
+    idx = np.zeros(k, np.int64)
+    size = np.empty(k, np.int64)
+    total = 1
+    for r in range(k):
+        f = deps[m, 1 + r]
+        size[r] = offsets[f + 1] - offsets[f]
+        total *= size[r]
+    accuracy = q.dtype.type(0)
+    vals = np.empty(k, q.dtype)
+    for j in range(total):
+        v = ll[ll_start + j]
+        joint = v
+        for r in range(k):
+            vals[r] = q[offsets[deps[m, 1 + r]] + idx[r]]
+            joint *= vals[r]
+        accuracy += joint
+        if not acc_only:
+            for r in range(k):
+                term = v
+                for r2 in range(k):
+                    if r2 != r:
+                        term *= vals[r2]
+                out[offsets[deps[m, 1 + r]] + idx[r]] += term
+        r = k - 1
+        while r >= 0:
+            idx[r] += 1
+            if idx[r] < size[r]:
+                break
+            idx[r] = 0
+            r -= 1
+    return accuracy
+
+
+@njit(**_JIT)
+def _neg_entropy_cross(q, log_prior):
+    """sum_f q_f . ln(q_f + 1e-16) - q_f . ln prior_f over packed factors (``maths.py:396-410`` without accuracy)."""
+    eps = q.dtype.type(EPS_VAL)
+    total = q.dtype.type(0)
+    for i in range(q.shape[0]):
+        total += q[i] * np.log(q[i] + eps) - q[i] * log_prior[i]
+    return total
+
+
+@njit(**_JIT)
+def infer_states(A, B, prev, action, obs, deps, acc_deps, fpi, out):
+    """Legacy VANILLA state inference (``agent.py:505-520``, ``algos/fpi.py:159-321``) into ``out`` (sum Ns,).
+
+    Prior: ``prev`` itself when ``action[0] < 0`` (D, the first step), else the empirical prior
+    prior_f = B_f[..., a_f] . (x)_{g in B_factor_list[f]} prev_g. LL_m = ln(A_m[o_m] + 1e-16).
+    One factor: q = softmax(sum_m LL_m + ln(prior + 1e-16)). Several: legacy's parallel (Jacobi)
+    fixed-point iteration, its dF stop rule and its first free energy without accuracy. ``acc_deps``
+    is ``deps`` with each modality's factors in the order legacy's accuracy term reads them (sorted:
+    ``legacy_math.joint_log_likelihood``). fpi = (num_iter, dF, dF_tol, compute_vfe).
+    Returns the number of iterations (0 for one factor).
+    """
+    dt = out.dtype
+    eps = dt.type(EPS_VAL)
+    M = len(A)
+    F = len(B)
+    offsets = factor_offsets(B)
+    log_prior = np.empty(offsets[-1], dt)
+    if action[0] < 0:
+        for f in range(F):
+            for i in range(prev[f].shape[0]):
+                log_prior[offsets[f] + i] = np.log(prev[f][i] + eps)
+    else:
+        packed_prev = _pack(prev, offsets, out)
+        work = np.empty(max(1, _max_joint(B)), dt)
+        for f in range(F):
+            n = _kron_into(deps, M + f, packed_prev, offsets, work)
+            Bf = B[f]
+            a = action[f]
+            for s in range(Bf.shape[0]):
+                acc = dt.type(0)
+                for j in range(n):
+                    acc += Bf[s, j, a] * work[j]
+                log_prior[offsets[f] + s] = np.log(acc + eps)
+    ll_start = np.zeros(M + 1, np.int64)
+    for m in range(M):
+        ll_start[m + 1] = ll_start[m] + A[m].shape[1]
+    ll = np.empty(ll_start[-1], dt)
+    for m in range(M):
+        row = A[m][obs[m]]
+        for j in range(row.shape[0]):
+            ll[ll_start[m] + j] = np.log(row[j] + eps)
+    if F == 1:
+        for s in range(out.shape[0]):
+            out[s] = 0
+        for m in range(M):
+            for s in range(out.shape[0]):
+                out[s] += ll[ll_start[m] + s]
+        for s in range(out.shape[0]):
+            out[s] += log_prior[s]
+        _softmax_inplace(out)
+        return 0
+    q = np.empty(offsets[-1], dt)
+    for f in range(F):
+        for i in range(offsets[f], offsets[f + 1]):
+            q[i] = dt.type(1.0) / (offsets[f + 1] - offsets[f])
+    num_iter, dF, tol, compute_vfe = int(fpi[0]), fpi[1], fpi[2], fpi[3] > 0
+    prev_vfe = _neg_entropy_cross(q, log_prior)
+    it = 0
+    new = np.empty_like(q)
+    while it < num_iter and (dF >= tol or not compute_vfe):
+        new[:] = 0
+        for m in range(M):
+            _contract(ll, ll_start[m], deps, m, q, offsets, new, False)
+        for f in range(F):
+            seg = new[offsets[f]:offsets[f + 1]]
+            for i in range(seg.shape[0]):
+                seg[i] += log_prior[offsets[f] + i]
+            _softmax_inplace(seg)
+        q[:] = new
+        if compute_vfe:
+            accuracy = dt.type(0)
+            for m in range(M):
+                accuracy += _contract(ll, ll_start[m], acc_deps, m, q, offsets, new, True)
+            vfe = _neg_entropy_cross(q, log_prior) - accuracy
+            dF = abs(prev_vfe - vfe)
+            prev_vfe = vfe
+        it += 1
+    out[:] = q
+    return it
+
+
+@njit(**_JIT)
+def _max_joint(B):
+    n = 1
+    for f in range(len(B)):
+        n = max(n, B[f].shape[1])
+    return n
+
+
+@njit(**_JIT)
+def refresh_entropy(A, snapshot, h):
+    """h_m(s) = sum_o A_m[o, s] ln(A_m[o, s] + e^-16), recomputed for every modality whose A_m differs
+    from its ``snapshot`` (then updated): so an in-place edit of A is seen, and an unchanged A costs
+    one comparison pass. snapshot (sum No_m S_m,), h (sum S_m,), packed modality after modality."""
+    threshold = h.dtype.type(EXP_M16)
+    a_start = 0
+    h_start = 0
+    for m in range(len(A)):
+        Am = A[m]
+        no, ns = Am.shape
+        same = True
+        for o in range(no):
+            for s in range(ns):
+                if Am[o, s] != snapshot[a_start + o * ns + s]:
+                    same = False
+                    break
+            if not same:
+                break
+        if not same:
+            for s in range(ns):
+                h[h_start + s] = 0
+            for o in range(no):
+                for s in range(ns):
+                    v = Am[o, s]
+                    snapshot[a_start + o * ns + s] = v
+                    h[h_start + s] += v * np.log(v + threshold)
+        a_start += no * ns
+        h_start += ns
+
+
+@njit(**_JIT)
+def _wnorm_masked(p, out):
+    """out = W(p) [p > 0] column-wise on a 2-D (rows, columns) array (``maths.py:317-326``)."""
+    eps = p.dtype.type(EPS_VAL)
+    for j in range(p.shape[1]):
+        total = p.dtype.type(0)
+        for i in range(p.shape[0]):
+            total += p[i, j] + eps
+        for i in range(p.shape[0]):
+            out[i, j] = (1 / total - 1 / (p[i, j] + eps)) if p[i, j] > 0 else 0
+
+
+@njit(**_JIT)
+def _ln_preferences(C, horizon, no_total):
+    """(horizon, sum No) ln(softmax(C_m[:, t]) + 1e-16) (``control.py:619-661``); a one-column C_m tiled."""
+    dt = C[0].dtype
+    eps = dt.type(EPS_VAL)
+    out = np.empty((horizon, no_total), dt)
+    for t in range(horizon):
+        start = 0
+        for m in range(len(C)):
+            c = C[m]
+            col = 0 if c.shape[1] == 1 else t
+            n = c.shape[0]
+            seg = out[t, start:start + n]
+            for o in range(n):
+                seg[o] = c[o, col]
+            _softmax_inplace(seg)
+            for o in range(n):
+                seg[o] = np.log(seg[o] + eps)
+            start += n
+    return out
+
+
+@njit(**_JIT)
+def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, gamma, G, q_pi):
+    """G (negative expected free energy) and q_pi = softmax(gamma G + ln(E + 1e-16)) of each policy,
+    as ``control.py:364-468``. For each policy and step t, with x_t the expected states:
+
+        utility    sum_m qo_m . ln(softmax(C_m[:, t]) + 1e-16)            qo_m = A_m (x)_{f in AFL[m]} x_t
+        state IG   sum_m w . h_m - obar . ln(obar + 1e-16)                 w = q [q > e^-16], obar = A_m w
+        pA IG      - sum_m qo_m . ((W(pA_m) [pA_m > 0]) q)
+        pB IG      - sum_f x_t,f . ((W(pB_f) [pB_f > 0])[..., a] (x) x_{t-1, BFL[f]})
+
+    Policies are walked in order keeping the rollout of the previous one: a policy that shares its
+    first k steps with the one before it (all of them do, in pymdp's lexicographic order) starts at
+    step k, so every distinct prefix is rolled out once; for each new parent, the children of all its
+    actions are computed in one pass over B. ``flags`` (4,) bool: utility, state IG, pA IG, pB IG
+    (pA / pB are ignored when their flag is off). snapshot, h: see ``refresh_entropy``, called first.
+    """
+    dt = G.dtype
+    eps = dt.type(EPS_VAL)
+    threshold = dt.type(EXP_M16)
+    M = len(A)
+    F = len(B)
+    P, H = policies.shape[0], policies.shape[1]
+    use_util, use_ig, use_pa, use_pb = flags[0], flags[1], flags[2], flags[3]
+    if use_ig:
+        refresh_entropy(A, snapshot, h)
+    offsets = factor_offsets(B)
+    ns_total = offsets[-1]
+    no_total = 0
+    s_max = 1
+    h_start = np.zeros(M + 1, np.int64)
+    o_start = np.zeros(M + 1, np.int64)
+    for m in range(M):
+        no_total += A[m].shape[0]
+        s_max = max(s_max, A[m].shape[1])
+        h_start[m + 1] = h_start[m] + A[m].shape[1]
+        o_start[m + 1] = o_start[m] + A[m].shape[0]
+    for f in range(F):
+        s_max = max(s_max, B[f].shape[1])
+    lnC = _ln_preferences(C, H, no_total) if use_util else np.empty((0, 0), dt)
+    # W(pA) / W(pB) of this call (pymdp recomputes them at every call too)
+    WA = []
+    if use_pa:
+        for m in range(M):
+            w = np.empty((pA[m].shape[0], pA[m].shape[1]), dt)
+            _wnorm_masked(pA[m], w)
+            WA.append(w)
+    WB = []
+    if use_pb:
+        for f in range(F):
+            pf = pB[f]
+            w = np.empty(pf.shape, dt)
+            for a in range(pf.shape[2]):
+                wa = np.empty((pf.shape[0], pf.shape[1]), dt)
+                _wnorm_masked(np.ascontiguousarray(pf[:, :, a]), wa)
+                w[:, :, a] = wa
+            WB.append(w)
+    # kids[t]: for the current parent at depth t, every factor's next states under each of its actions
+    kid_start = np.zeros(F + 1, np.int64)
+    for f in range(F):
+        kid_start[f + 1] = kid_start[f] + B[f].shape[0] * B[f].shape[2]
+    kids = np.empty((H, kid_start[-1]), dt)
+    states = np.empty((H + 1, ns_total), dt)
+    for f in range(F):
+        for i in range(qs[f].shape[0]):
+            states[0, offsets[f] + i] = qs[f][i]
+    cum = np.zeros(H + 1, dt)
+    parent_in = np.empty(s_max, dt)
+    qx = np.empty(s_max, dt)
+    w = np.empty(s_max, dt)
+    tmp_s = np.empty(s_max, dt)
+    qo = np.empty(max(1, no_total), dt)
+    obar = np.empty(max(1, no_total), dt)
+    tmp_o = np.empty(max(1, no_total), dt)
+    for p in range(P):
+        start = 0
+        if p > 0:
+            while start < H:
+                same = True
+                for f in range(F):
+                    if policies[p, start, f] != policies[p - 1, start, f]:
+                        same = False
+                if not same:
+                    break
+                start += 1
+            if start == H:  # a repeated policy
+                G[p] = cum[H]
+                continue
+        for t in range(start, H):
+            # the children of this depth's parent, computed when the parent is new (at depth
+            # ``start`` the parent is the previous policy's, whose children are already there)
+            if t > start or p == 0:
+                for f in range(F):
+                    n = _kron_into(deps, M + f, states[t], offsets, parent_in)
+                    Bf = B[f]
+                    ns_f, nu_f = Bf.shape[0], Bf.shape[2]
+                    kid = kids[t, kid_start[f]:kid_start[f + 1]]
+                    for k in range(ns_f * nu_f):
+                        kid[k] = 0
+                    for s in range(ns_f):
+                        for j in range(n):
+                            xj = parent_in[j]
+                            for a in range(nu_f):
+                                kid[a * ns_f + s] += Bf[s, j, a] * xj
+            value = dt.type(0)
+            for f in range(F):
+                a = policies[p, t, f]
+                ns_f = B[f].shape[0]
+                src = kids[t, kid_start[f] + a * ns_f:kid_start[f] + (a + 1) * ns_f]
+                states[t + 1, offsets[f]:offsets[f + 1]] = src
+            for m in range(M):
+                Am = A[m]
+                no_m = Am.shape[0]
+                n = _kron_into(deps, m, states[t + 1], offsets, qx)
+                qo_m = qo[o_start[m]:o_start[m] + no_m]
+                _matvec(Am, qx[:n], qo_m)
+                if use_util:
+                    value += _dot(qo_m, lnC[t, o_start[m]:o_start[m] + no_m])
+                if use_ig:
+                    kept = 0
+                    for s in range(n):
+                        if qx[s] > threshold:
+                            w[s] = qx[s]
+                            kept += 1
+                        else:
+                            w[s] = 0
+                    value += _dot(w[:n], h[h_start[m]:h_start[m + 1]])
+                    expected = qo_m
+                    if kept < n:
+                        expected = obar[:no_m]
+                        _matvec(Am, w[:n], expected)
+                    for o in range(no_m):
+                        value -= expected[o] * np.log(expected[o] + eps)
+                if use_pa:
+                    _matvec(WA[m], qx[:n], tmp_o[:no_m])
+                    value -= _dot(qo_m, tmp_o[:no_m])
+            if use_pb:
+                for f in range(F):
+                    a = policies[p, t, f]
+                    n = _kron_into(deps, M + f, states[t], offsets, parent_in)
+                    Wf = WB[f]
+                    ns_f = Wf.shape[0]
+                    for s in range(ns_f):
+                        acc = dt.type(0)
+                        for j in range(n):
+                            acc += Wf[s, j, a] * parent_in[j]
+                        tmp_s[s] = acc
+                    value -= _dot(states[t + 1, offsets[f]:offsets[f + 1]], tmp_s[:ns_f])
+            cum[t + 1] = cum[t] + value
+        G[p] = cum[H]
+    for p in range(P):
+        q_pi[p] = G[p] * gamma + np.log(E[p] + eps)
+    _softmax_inplace(q_pi)
+
+
+@njit(**_JIT)
+def choose(q_pi, policies, num_controls, full, stochastic, alpha, p_out):
+    """What legacy's ``sample_action`` draws from (``control.py:1017-1066, 1126-1166``), for every
+    control factor: ``p_out`` (F, max(P or Nu)) holds the marginal P_f(a) = sum of q_pi over policies
+    whose first action on f is a, normalised (or q_pi itself when ``full``), replaced by
+    softmax(alpha ln(p + 1e-16)) when ``stochastic``. Returns (F,) picks: the unique entry within 1e-8
+    of the maximum (deterministic), or -1 where the caller must draw (a tie, or stochastic)."""
+    eps = q_pi.dtype.type(EPS_VAL)
+    rows = 1 if full else num_controls.shape[0]
+    picks = np.full(num_controls.shape[0], -1, np.int64)
+    for f in range(rows):
+        n = q_pi.shape[0] if full else num_controls[f]
+        p = p_out[f, :n]
+        if full:
+            p[:] = q_pi
+        else:
+            p[:] = 0
+            for i in range(q_pi.shape[0]):
+                p[policies[i, 0, f]] += q_pi[i]
+            total = p.dtype.type(0)
+            for i in range(n):
+                total += p[i]
+            for i in range(n):
+                p[i] /= total
+        if stochastic:
+            for i in range(n):
+                p[i] = np.log(p[i] + eps) * alpha
+            _softmax_inplace(p)
+        else:
+            top = p.max()
+            count = 0
+            for i in range(n):
+                if abs(p[i] - top) <= TIE_TOL:
+                    count += 1
+                    if count == 1:
+                        picks[f] = i
+            if count > 1:
+                picks[f] = -1
+    return picks
