@@ -1,30 +1,43 @@
 """pymdp's legacy Agent on sparse matrices: A and B are never densified, memory grows with their non-zeros.
 
-Layout (also what the constructor accepts, besides pymdp's dense object arrays):
+Layout (also what the constructor and attribute assignment accept, besides pymdp's dense arrays):
 
 * ``A[m]``, legacy shape ``(No, Ns_f for f in A_factor_list[m])``, is one CSC matrix of shape
   ``(No, prod Ns)`` whose columns are legacy's ``A[m].reshape(No, -1)`` (C order, the first factor
   most significant): a :class:`SparseLikelihood`, or any scipy.sparse matrix of that shape. CSC,
   because planning walks A column by column (reading the predicted states in order and scattering
-  into the few outcomes, 2-3x faster than gathering row by row); the one row an observation
-  selects is found by a scan of the row indices, O(nnz) and cheap next to planning.
-* ``B[f]``, legacy shape ``(Ns, Ns, Nu)``, is one CSR matrix ``B[f][:, :, u]`` of shape ``(Ns, Ns)``
-  per action: a :class:`SparseTransitions`, or a list of ``Nu`` scipy.sparse matrices.
-* ``pA`` and ``pB`` take the same forms. Learning adds counts only where ``A > 0`` (``B > 0``), so
-  the sparsity pattern is fixed at construction and learning keeps it.
+  into the few outcomes); the one row an observation selects is found by a scan of the row
+  indices, O(nnz) and cheap next to planning.
+* ``B[f]``, legacy shape ``(Ns, Ns_g for g in B_factor_list[f], Nu)``, is one CSR matrix
+  ``B[f][..., u].reshape(Ns, -1)`` per action: a :class:`SparseTransitions`, or a list of ``Nu``
+  scipy.sparse matrices. A factor whose transitions depend on other factors (``B_factor_list``)
+  reads the outer product of their beliefs, as legacy (``legacy/control.py:505-541``).
+* ``pA`` and ``pB`` take the same forms. Learning adds counts where ``A > 0`` (``B > 0``), so it
+  keeps the sparsity pattern; the arrays are replaced, never written into.
 
-The numerics are those of ``pymdp-legacy-spec.md`` in float64: the empirical prior from B and the
-previous action; a one-shot softmax posterior for one factor and legacy's Jacobi fixed-point
-iteration with its dF stop rule for several (on the dense joint grid of the factors, whose size is
-A's column count); utility with log-softmax C; the state information gain with the exp(-16)
+The numerics are those of legacy's VANILLA agent in float64 (``pymdp/legacy``): the empirical
+prior from B and the previous action; a one-shot softmax posterior for one factor and legacy's
+Jacobi fixed-point iteration with its dF stop rule for several (on the dense joint grid of the
+factors, as legacy); utility with log-softmax C; the state information gain with the exp(-16)
 truncation in its vectorised form ``IG = w.h - o.ln(o + 1e-16)``; the Dirichlet parameter
-information gain; and ``update_A``/``update_B``. Policies are evaluated level by level, so a
-prefix shared by several policies is rolled out and scored once. Action selection is inherited
-from :class:`~pymdpbench.engines.base.LegacyAgent` (numpy's global RNG, as legacy).
+information gain; ``update_A``/``update_B``/``update_D``. Shared legacy maths (constants, ln
+softmax C, policies, the reshaped log-likelihood of the free energy, action selection) comes
+from :mod:`pymdpbench.engines.legacy_math`, the constructor and bookkeeping from
+:class:`~pymdpbench.engines.base.LegacyAgent`. Policies (any set of equal-length policies) are
+evaluated as a tree of their prefixes, level by level, so a prefix shared by several policies is
+rolled out and scored once.
 
-Not supported, declared by :meth:`Agent.supports`: ``B_factor_list`` interactions (a factor whose
-transitions depend on other factors) and the legacy keywords listed in ``LEGACY_DEFAULTS``
-at non-default values.
+Changes after construction take effect at the next call, as in legacy. Assigning A, B, pA or pB
+(the whole object array or one entry, dense or sparse) converts the value to this layout. Values
+derived from A, pA or pB (``h`` of the info gain, ``W(pA)``, ``W(pB)``) are cached together with
+the matrix they came from and a copy of its stored values; each call that needs them checks that
+the matrix, its index arrays (by identity) and its stored values (by content, ``np.array_equal``)
+are unchanged and recomputes them otherwise. The check reads A's values once per
+``infer_policies``: ~50 µs at 65,536 non-zeros, about 4 % of that step (``docs/engines-sparse.md``).
+C, D, E, the policies and the settings are read at every call (ln softmax C cached on C's values).
+
+Not supported, refused by :meth:`Agent.supports` and the constructor alike (:attr:`Agent.not_implemented`):
+MMP (``inference_algo``, ``inference_horizon``), sophisticated and inductive (``H``) inference.
 """
 
 import dataclasses
@@ -33,15 +46,9 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from pymdpbench.engines.base import (EPS_VAL, LEGACY_DEFAULTS, LegacyAgent, as_obj_array, check_distribution,
-                                     check_options, construct_policies, obj_array, softmax)
-
-#: ``spm_MDP_G`` keeps only states with q(s) > exp(-16) and logs A as ln(A + exp(-16)) (``legacy/maths.py:547,560``).
-MDP_G_EPS = np.exp(-16)
-#: ln(0 + 1e-16): the log-likelihood of an observation that a state never emits.
-LOG_EPS = np.log(EPS_VAL)
-#: Legacy's default ``inference_params`` (``legacy/agent.py:926-927``); the constructor ignores the argument, as legacy.
-FPI_PARAMS = {"num_iter": 10, "dF": 1.0, "dF_tol": 0.001, "compute_vfe": True}
+from pymdpbench.engines.base import LegacyAgent, check_factor_lists, obj_array, resolve_indices
+from pymdpbench.engines.legacy_math import (EPS_VAL, EXP_M16, LOG_EPS, joint_log_likelihood, log_preferences,
+                                            softmax)
 
 
 def _canonical(matrix, shape, name, layout):
@@ -70,12 +77,24 @@ def _nbytes(matrix):
 
 
 class SparseLikelihood:
-    """A[m] of legacy shape ``(No, *Ns)`` held as one CSC matrix of shape ``(No, prod Ns)``."""
+    """A[m] of legacy shape ``(No, *Ns)`` held as one CSC matrix of shape ``(No, prod Ns)``.
+
+    Assigning ``.matrix`` (any scipy.sparse matrix or dense 2-D array of that shape) stores it in
+    canonical CSC form.
+    """
 
     def __init__(self, matrix, shape=None, name="A"):
-        shape = tuple(shape) if shape is not None else tuple(matrix.shape)
-        self.matrix = _canonical(matrix, (shape[0], int(np.prod(shape[1:]))), name, sp.csc_array)
-        self.shape = shape
+        self.name = name
+        self.shape = tuple(shape) if shape is not None else tuple(matrix.shape)
+        self.matrix = matrix
+
+    @property
+    def matrix(self):
+        return self._matrix
+
+    @matrix.setter
+    def matrix(self, value):
+        self._matrix = _canonical(value, (self.shape[0], int(np.prod(self.shape[1:]))), self.name, sp.csc_array)
 
     ndim = property(lambda self: len(self.shape))
     nbytes = property(lambda self: _nbytes(self.matrix), doc="Bytes actually stored (data, indices, indptr).")
@@ -86,47 +105,73 @@ class SparseLikelihood:
 
 
 class SparseTransitions:
-    """B[f] of legacy shape ``(Ns, Ns, Nu)`` held as one CSR matrix ``B[f][:, :, u]`` per action u."""
+    """B[f] of legacy shape ``(Ns, *Ns_parents, Nu)`` held as one CSR matrix ``(Ns, prod Ns_parents)`` per action.
 
-    def __init__(self, matrices):
+    ``shape`` defaults to ``(Ns, Ns, Nu)`` (a factor that depends on itself only). Assigning
+    ``.matrices`` (a list of per-action matrices) stores them in canonical CSR form.
+    """
+
+    def __init__(self, matrices, shape=None, name="B"):
+        self.name = name
         first = matrices[0]
-        self.matrices = tuple(_canonical(b, first.shape, f"B[..., {u}]", sp.csr_array) for u, b in enumerate(matrices))
-        self.shape = (*self.matrices[0].shape, len(self.matrices))
+        self.shape = tuple(shape) if shape is not None else (*first.shape, len(matrices))
+        self.matrices = matrices
 
-    ndim = property(lambda self: 3)
+    @property
+    def matrices(self):
+        return self._matrices
+
+    @matrices.setter
+    def matrices(self, value):
+        if len(value) != self.shape[-1]:
+            raise ValueError(f"{self.name} needs {self.shape[-1]} matrices (one per action), got {len(value)}")
+        size = (self.shape[0], int(np.prod(self.shape[1:-1])))
+        self._matrices = tuple(_canonical(b, size, f"{self.name}[..., {u}]", sp.csr_array)
+                               for u, b in enumerate(value))
+
+    ndim = property(lambda self: len(self.shape))
     nbytes = property(lambda self: sum(_nbytes(b) for b in self.matrices), doc="Bytes actually stored.")
 
     def toarray(self):
         """The dense legacy array (small models only)."""
-        return np.stack([b.toarray() for b in self.matrices], axis=-1)
+        return np.stack([b.toarray().reshape(self.shape[:-1]) for b in self.matrices], axis=-1)
 
 
-def as_likelihood(array, shape_of_states, name):
-    """A :class:`SparseLikelihood` from a dense legacy array, a scipy.sparse matrix or a SparseLikelihood."""
-    if isinstance(array, SparseLikelihood) or not sp.issparse(array):
-        if not isinstance(array, SparseLikelihood):
-            array = np.asarray(array, dtype=np.float64)
-        if tuple(array.shape[1:]) != tuple(shape_of_states):
-            raise ValueError(f"{name} has shape {tuple(array.shape)}; its factors need (No, *{tuple(shape_of_states)})")
-        array = array.matrix if isinstance(array, SparseLikelihood) else array.reshape(array.shape[0], -1)
+def as_likelihood(array, states_shape, name):
+    """A :class:`SparseLikelihood` of legacy shape ``(No, *states_shape)`` from a dense legacy array,
+    a scipy.sparse ``(No, prod states_shape)`` matrix or a SparseLikelihood (returned as it is)."""
+    states_shape = tuple(states_shape)
+    if isinstance(array, SparseLikelihood):
+        if tuple(array.shape[1:]) != states_shape:
+            raise ValueError(f"{name} has shape {array.shape}; its factors need (No, *{states_shape})")
+        return array
+    if not sp.issparse(array):
+        array = np.asarray(array, dtype=np.float64)
+        if tuple(array.shape[1:]) != states_shape:
+            raise ValueError(f"{name} has shape {tuple(array.shape)}; its factors need (No, *{states_shape})")
+        array = array.reshape(array.shape[0], -1)
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-D (No, prod Ns) when sparse, got {array.ndim}-D")
-    return SparseLikelihood(array, (array.shape[0], *shape_of_states), name)
+    return SparseLikelihood(array, (array.shape[0], *states_shape), name)
 
 
-def as_transitions(array, name):
-    """A :class:`SparseTransitions` from a dense (Ns, Ns, Nu) array, a list of per-action matrices or itself."""
+def as_transitions(array, parents_shape, name):
+    """A :class:`SparseTransitions` of legacy shape ``(Ns, *parents_shape, Nu)`` from a dense legacy
+    array, a list of per-action ``(Ns, prod parents_shape)`` matrices or a SparseTransitions."""
+    parents_shape = tuple(parents_shape)
     if isinstance(array, SparseTransitions):
+        if tuple(array.shape[1:-1]) != parents_shape:
+            raise ValueError(f"{name} has shape {array.shape}; B_factor_list needs (Ns, *{parents_shape}, Nu)")
         return array
     if isinstance(array, (list, tuple)):
-        return SparseTransitions(list(array))
+        return SparseTransitions(list(array), (array[0].shape[0], *parents_shape, len(array)), name)
     if sp.issparse(array):
-        raise ValueError(f"{name} is one sparse matrix; give one (Ns, Ns) matrix per action (a list)")
+        raise ValueError(f"{name} is one sparse matrix; give one (Ns, prod Ns) matrix per action (a list)")
     array = np.asarray(array, dtype=np.float64)
-    if array.ndim != 3:
-        raise ValueError(f"{name} must have shape (Ns, Ns, Nu), got {array.shape}; "
-                         "B_factor_list interactions are not supported by the sparse engine")
-    return SparseTransitions([array[:, :, u] for u in range(array.shape[-1])])
+    if tuple(array.shape[1:-1]) != parents_shape:
+        raise ValueError(f"{name} has shape {array.shape}; B_factor_list needs (Ns, *{parents_shape}, Nu)")
+    return SparseTransitions([array[..., u].reshape(array.shape[0], -1) for u in range(array.shape[-1])],
+                             array.shape, name)
 
 
 def _items(arrays, single_types, name):
@@ -136,10 +181,19 @@ def _items(arrays, single_types, name):
     if isinstance(arrays, single_types) or sp.issparse(arrays):
         return [arrays]
     if isinstance(arrays, np.ndarray):
-        return list(as_obj_array(arrays, name))
+        if arrays.dtype != object:
+            return [arrays.squeeze()]  # legacy's to_obj_array
+        return list(arrays)
     if isinstance(arrays, (list, tuple)):
         return list(arrays)
     raise TypeError(f"{name} must be an object array or a list, got {type(arrays).__name__}")
+
+
+def _rows(entry):
+    """Ns of a B entry in any accepted form."""
+    if isinstance(entry, (list, tuple)):
+        return entry[0].shape[0]
+    return entry.shape[0]
 
 
 def entry_rows(matrix):
@@ -181,8 +235,8 @@ def row_entries(matrix, o):
 def check_columns(name, matrix, column_shape):
     """Refuse a sparse matrix whose columns are not distributions, without densifying it.
 
-    Same test as ``check_distribution`` (``np.isclose`` to 1), on the stored entries only. Columns
-    are named by their legacy index (``column_shape`` unravels them).
+    Same test as ``base.check_distribution`` (``np.isclose`` to 1), on the stored entries only.
+    Columns are named by their legacy index (``column_shape`` unravels them).
     """
     data = matrix.data
     if not np.all(np.isfinite(data)):
@@ -212,14 +266,14 @@ def column_normalise(matrix):
 
 def neg_entropy_per_column(matrix):
     """h(s) = sum_o A[o, s] ln(A[o, s] + exp(-16)) over the stored entries; a zero adds 0 ln(exp(-16)) = 0."""
-    terms = matrix.data + MDP_G_EPS
+    terms = matrix.data + EXP_M16
     np.log(terms, out=terms)
     terms *= matrix.data
     return column_sums(matrix, terms)
 
 
-def wnorm_masked(matrix):
-    """``spm_wnorm(P) * (P > 0)`` on P's stored entries: 1/sum_o(P + 1e-16) - 1/(P + 1e-16) (``legacy/maths.py:317``).
+def sparse_wnorm_masked(matrix):
+    """``legacy_math.wnorm_masked`` on P's stored entries: 1/sum_o(P + 1e-16) - 1/(P + 1e-16), masked to P > 0.
 
     The column sum over the dense column adds 1e-16 for each of its No rows; zeros are masked out.
     """
@@ -228,6 +282,30 @@ def wnorm_masked(matrix):
     sums = column_sums(matrix, data)
     sums += (matrix.shape[0] - np.bincount(columns, minlength=matrix.shape[1])) * EPS_VAL
     return _with_data(matrix, 1.0 / sums[columns] - 1.0 / data)
+
+
+class _Derived:
+    """A value derived from a sparse matrix, recomputed when the matrix changed since the last call.
+
+    Changed means: another matrix object, other data/indices/indptr arrays (by identity), or other
+    stored values (by content, against a copy taken when the value was computed). Costs one read
+    of the stored values per call and one copy of them per recomputation.
+    """
+
+    __slots__ = ("function", "source", "snapshot", "value")
+
+    def __init__(self, function):
+        self.function = function
+        self.source = None
+
+    def __call__(self, matrix):
+        source = (matrix, matrix.data, matrix.indices, matrix.indptr)
+        if (self.source is None or any(a is not b for a, b in zip(source, self.source))
+                or not np.array_equal(matrix.data, self.snapshot)):
+            self.value = self.function(matrix)
+            self.source = source
+            self.snapshot = matrix.data.copy()
+        return self.value
 
 
 @numba.njit(cache=True)
@@ -262,21 +340,19 @@ def _outcome_terms(indptr, indices, data, X, h, ln_c, out, obar):
 
 
 @numba.njit(cache=True)
-def _transition(indptr, indices, data, X, u, out):
-    """Children of every parent under one action: ``out[:, p * U + u] = B_u @ X[:, p]``, U = out.shape[1] // n.
+def _transition(indptr, indices, data, X, parents, children, out):
+    """``out[:, children[k]] = B @ X[:, parents[k]]`` for every k: the children of some nodes under one action.
 
-    B_u is CSR (Ns, Ns): ``indptr`` (Ns+1,), ``indices`` (nnz,), ``data`` (nnz,). ``X`` (Ns, n): parent
-    state distributions, one per column. ``out`` (Ns, n * U): children, node p * U + u being parent p
-    followed by joint action u (legacy's policy order, the first step most significant).
+    B is CSR (Ns, J): ``indptr`` (Ns+1,), ``indices`` (nnz,), ``data`` (nnz,). ``X`` (J, n_prev): the
+    parents' (joint) state distributions, one per column. ``out`` (Ns, n): the children's.
     """
-    n = X.shape[1]
-    U = out.shape[1] // n
     for r in range(indptr.shape[0] - 1):
-        for p in range(n):
+        for k in range(parents.shape[0]):
+            p = parents[k]
             total = 0.0
             for j in range(indptr[r], indptr[r + 1]):
                 total += data[j] * X[indices[j], p]
-            out[r, p * U + u] = total
+            out[r, children[k]] = total
 
 
 def _contract(ll, qs, keep):
@@ -292,7 +368,7 @@ def _free_energy(qs, log_prior, joint_ll=None):
     """``legacy/maths.py:396-410``: sum_f q.ln(q + 1e-16) - q.ln p, minus the accuracy if ``joint_ll`` is given."""
     vfe = 0.0
     for q, lp in zip(qs, log_prior):
-        vfe += q.dot(np.log(q + 1e-16)) + -q.dot(lp)
+        vfe += q.dot(np.log(q + EPS_VAL)) + -q.dot(lp)
     if joint_ll is not None:
         operands = [joint_ll, list(range(joint_ll.ndim))]
         for f, q in enumerate(qs):
@@ -309,149 +385,198 @@ def _joint(columns):
     return joint
 
 
-def _default_b_factor_list(num_factors):
-    return [[f] for f in range(num_factors)]
+@dataclasses.dataclass(frozen=True)
+class _Level:
+    """One level (step tau) of the tree of policy prefixes.
+
+    ``by_action[f]``: per action a of factor f taken at this step, (a, children, parents): the
+    nodes of this level reached by a and their parent nodes on the level above (the root is node 0).
+    ``policy_node`` (P,): each policy's node on this level.
+    """
+
+    size: int
+    by_action: list
+    policy_node: np.ndarray
+
+
+def policy_tree(policies):
+    """The levels of the prefix tree of ``policies`` ((P, H, F) ints); nodes in lexicographic order."""
+    P, H, F = policies.shape
+    codes = np.zeros((P, H), dtype=np.int64)
+    for f in range(F):
+        codes = codes * (int(policies[:, :, f].max()) + 1) + policies[:, :, f]
+    levels, previous = [], np.zeros(P, dtype=np.int64)
+    for tau in range(H):
+        _, first, node = np.unique(codes[:, :tau + 1], axis=0, return_index=True, return_inverse=True)
+        node = node.reshape(-1)
+        parent = previous[first]
+        actions = policies[first, tau, :]
+        by_action = [[(int(a), np.flatnonzero(actions[:, f] == a), parent[actions[:, f] == a])
+                      for a in np.unique(actions[:, f])] for f in range(F)]
+        levels.append(_Level(len(first), by_action, node))
+        previous = node
+    return levels
 
 
 class Agent(LegacyAgent):
     """pymdp.legacy's Agent on sparse matrices (see the module docstring for the accepted layouts).
 
     ``self.A[m]`` is a :class:`SparseLikelihood`, ``self.B[f]`` a :class:`SparseTransitions`
-    (``toarray()`` gives the legacy array). The constructor mirrors ``LegacyAgent``'s but
-    validates and stores the matrices sparse.
+    (``toarray()`` gives the legacy array). The constructor is :class:`LegacyAgent`'s; the storage
+    hooks ``_as_model`` and ``_expected`` hold the model sparse.
     """
 
-    def __init__(self, A, B, C=None, D=None, E=None, pA=None, pB=None, policy_len=1,
-                 gamma=16.0, alpha=16.0, use_utility=True, use_states_info_gain=True,
-                 use_param_info_gain=False, action_selection="deterministic", sampling_mode="marginal",
-                 modalities_to_learn="all", factors_to_learn="all", lr_pA=1.0, lr_pB=1.0,
-                 A_factor_list=None, B_factor_list=None, **other):
-        check_options(self, other, action_selection, sampling_mode)
+    #: Refused at any value but the legacy default (see ``pymdpbench.engines.base.NOT_IMPLEMENTED``).
+    not_implemented = {
+        "H": "inductive inference (H)",
+        "inference_algo": "marginal message passing (inference_algo='MMP')",
+        "sophisticated": "sophisticated inference",
+    }
 
+    # -- storage ---------------------------------------------------------------------------
+
+    def _as_model(self, A, B, pA, pB, A_factor_list, B_factor_list):
+        """Hook of the constructor: B, then A (whose conversion needs Ns), in sparse form; A = norm(pA), B = norm(pB)."""
         B_items = _items(pB if pB is not None else B, SparseTransitions, "pB" if pB is not None else "B")
-        if B_factor_list is not None and [list(f) for f in B_factor_list] != _default_b_factor_list(len(B_items)):
-            raise TypeError(f"{type(self).__module__}.Agent does not support: B_factor_list={B_factor_list} "
-                            "(transitions that depend on other factors)")
-        transitions = [as_transitions(b, f"B[{f}]") for f, b in enumerate(B_items)]
-        self.num_states = [b.shape[0] for b in transitions]
-        self.num_controls = [b.shape[-1] for b in transitions]
-        self.num_factors = len(transitions)
-
+        num_states = [_rows(b) for b in B_items]
+        F = len(num_states)
+        B_factor_list = check_factor_lists("B_factor_list", B_factor_list, F, F)
+        transitions = [as_transitions(b, [num_states[g] for g in B_factor_list[f]], f"B[{f}]")
+                       for f, b in enumerate(B_items)]
         A_items = _items(pA if pA is not None else A, SparseLikelihood, "pA" if pA is not None else "A")
-        self.num_modalities = len(A_items)
-        self.A_factor_list = A_factor_list or [list(range(self.num_factors))] * self.num_modalities
-        self.B_factor_list = _default_b_factor_list(self.num_factors)
-        likelihoods = [as_likelihood(a, [self.num_states[f] for f in self.A_factor_list[m]], f"A[{m}]")
+        A_factor_list = check_factor_lists("A_factor_list", A_factor_list, len(A_items), F)
+        likelihoods = [as_likelihood(a, [num_states[f] for f in A_factor_list[m]], f"A[{m}]")
                        for m, a in enumerate(A_items)]
-        self.num_obs = [a.shape[0] for a in likelihoods]
-        self.A_modality_list = [[m for m in range(self.num_modalities) if f in self.A_factor_list[m]]
-                                for f in range(self.num_factors)]
-
-        if pA is not None:
-            self.pA = obj_array([SparseLikelihood(a.matrix.copy(), a.shape) for a in likelihoods])
-            likelihoods = [SparseLikelihood(column_normalise(p.matrix), p.shape) for p in self.pA]
-        else:
-            self.pA = None
-        if pB is not None:
-            self.pB = obj_array([SparseTransitions([b.copy() for b in t.matrices]) for t in transitions])
-            transitions = [SparseTransitions([column_normalise(b) for b in t.matrices]) for t in self.pB]
-        else:
-            self.pB = None
-        for m, a in enumerate(likelihoods):
+        pA = obj_array(likelihoods) if pA is not None else None
+        pB = obj_array(transitions) if pB is not None else None
+        A = self._expected(pA) if pA is not None else obj_array(likelihoods)
+        B = self._expected(pB) if pB is not None else obj_array(transitions)
+        for m, a in enumerate(A):
             check_columns(f"A[{m}]", a.matrix, a.shape[1:])
-        for f, t in enumerate(transitions):
-            if t.shape[0] != t.shape[1]:
-                raise ValueError(f"B[{f}] has shape {t.shape}; expected (Ns, Ns, Nu)")
+        for f, t in enumerate(B):
             for u, b in enumerate(t.matrices):
-                check_columns(f"B[{f}][:, :, {u}]", b, b.shape[1:])
-        self.A, self.B = obj_array(likelihoods), obj_array(transitions)
+                check_columns(f"B[{f}][..., {u}]", b, t.shape[1:-1])
+        return A, B, pA, pB
 
-        self.C = as_obj_array(C, "C") if C is not None else obj_array([np.zeros(n) for n in self.num_obs])
-        self.D = as_obj_array(D, "D") if D is not None else obj_array([np.ones(n) / n for n in self.num_states])
-        for f, d in enumerate(self.D):
-            check_distribution(f"D[{f}]", d)
-        for m, c in enumerate(self.C):
-            if c.ndim == 2 and c.shape[1] < policy_len:
-                raise ValueError(f"C[{m}] has {c.shape[1]} columns; policy_len={policy_len} needs one per step")
+    def _expected(self, counts):
+        """norm(pA) or norm(pB), on the counts' pattern (index arrays shared)."""
+        return obj_array([SparseLikelihood(column_normalise(p.matrix), p.shape, p.name)
+                          if isinstance(p, SparseLikelihood) else
+                          SparseTransitions([column_normalise(b) for b in p.matrices], p.shape, p.name)
+                          for p in counts])
 
-        self._init_control(policy_len, E, gamma=gamma, alpha=alpha, use_utility=use_utility,
-                           use_states_info_gain=use_states_info_gain, use_param_info_gain=use_param_info_gain,
-                           action_selection=action_selection, sampling_mode=sampling_mode,
-                           modalities_to_learn=modalities_to_learn, factors_to_learn=factors_to_learn,
-                           lr_pA=lr_pA, lr_pB=lr_pB)
-        self.joint_actions = construct_policies(self.num_controls, 1)[:, 0, :]
-        self.inference_params = dict(FPI_PARAMS)
-        self._ln_c_cache = None
-        self._refresh_A()
-        self._refresh_B()
+    def _likelihoods(self, value, name):
+        items = _items(value, SparseLikelihood, name)
+        if len(items) != self.num_modalities:
+            raise ValueError(f"{name} has {len(items)} modalities; the agent has {self.num_modalities}")
+        return obj_array([as_likelihood(a, [self.num_states[f] for f in fs], f"{name}[{m}]")
+                          for m, (a, fs) in enumerate(zip(items, self.A_factor_list))])
+
+    def _transitions(self, value, name):
+        items = _items(value, SparseTransitions, name)
+        if len(items) != self.num_factors:
+            raise ValueError(f"{name} has {len(items)} factors; the agent has {self.num_factors}")
+        return obj_array([as_transitions(b, [self.num_states[g] for g in fs], f"{name}[{f}]")
+                          for f, (b, fs) in enumerate(zip(items, self.B_factor_list))])
+
+    A = property(lambda self: self._A, lambda self, v: setattr(self, "_A", self._likelihoods(v, "A")),
+                 doc="Per modality a SparseLikelihood; assigning any accepted form converts it.")
+    B = property(lambda self: self._B, lambda self, v: setattr(self, "_B", self._transitions(v, "B")),
+                 doc="Per factor a SparseTransitions; assigning any accepted form converts it.")
+    pA = property(lambda self: self._pA,
+                  lambda self, v: setattr(self, "_pA", None if v is None else self._likelihoods(v, "pA")),
+                  doc="Dirichlet counts over A (None, or as A).")
+    pB = property(lambda self: self._pB,
+                  lambda self, v: setattr(self, "_pB", None if v is None else self._transitions(v, "pB")),
+                  doc="Dirichlet counts over B (None, or as B).")
+
+    def _sync(self):
+        """Convert entries assigned into the object arrays since the last call (``agent.A[0] = dense``)."""
+        for name, kind, convert in (("_A", SparseLikelihood, self._likelihoods),
+                                    ("_B", SparseTransitions, self._transitions),
+                                    ("_pA", SparseLikelihood, self._likelihoods),
+                                    ("_pB", SparseTransitions, self._transitions)):
+            arrays = self.__dict__.get(name)
+            if arrays is not None and not all(isinstance(x, kind) for x in arrays):
+                converted = convert(arrays, name[1:])
+                arrays[:] = converted  # keeps the object array the caller may hold
+
+    def _cached(self, kind, index, function, matrix):
+        """``function(matrix)``, recomputed only when the matrix changed (:class:`_Derived`)."""
+        caches = self.__dict__.setdefault("_caches", {})
+        cache = caches.get((kind, index))
+        if cache is None:
+            cache = caches[(kind, index)] = _Derived(function)
+        return cache(matrix)
+
+    # -- what the engine runs --------------------------------------------------------------
 
     @classmethod
-    def supports(cls, options):
-        """Everything but B_factor_list interactions and the legacy keywords the base class refuses."""
-        B_factor_list = options.get("B_factor_list")
-        num_states = options.get("num_states")
-        if B_factor_list is not None and num_states is not None:
-            if [list(f) for f in B_factor_list] != _default_b_factor_list(len(num_states)):
-                return False, "B_factor_list interactions (transitions that depend on other factors) are not supported"
-        for key, default in LEGACY_DEFAULTS.items():
-            if key != "num_controls" and key in options and options[key] != default:
-                return False, f"{key}={options[key]!r} is not supported (only the legacy default {default!r})"
-        return True, ""
-
-    # -- caches derived from A and B --------------------------------------------------------
-
-    def _refresh_A(self):
-        """Per modality: h(s) for the info gain and, with pA, spm_wnorm(pA) on pA's pattern."""
-        self._h = [neg_entropy_per_column(a.matrix) for a in self.A]
-        self._wA = [wnorm_masked(p.matrix) for p in self.pA] if self.pA is not None else None
-
-    def _refresh_B(self):
-        self._wB = ([[wnorm_masked(b) for b in p.matrices] for p in self.pB] if self.pB is not None else None)
+    def model_refusals(cls, options):
+        """Nothing beyond the keywords: every VANILLA model runs (its joint state grid must fit in memory)."""
+        return []
 
     # -- perception ------------------------------------------------------------------------
 
-    def _log_likelihood(self, m, o):
-        """ln(A_m[o, s] + 1e-16) for every joint state s, from the entries of row o (1-D, prod Ns)."""
+    def _log_likelihood(self, m, o, distribution):
+        """ln(A_m[o, s] + 1e-16) (or ln(A_m^T o + 1e-16) for a distribution o) for every joint state s (1-D)."""
         A = self.A[m].matrix
+        if distribution:
+            return np.log(A.T @ np.asarray(o, dtype=float) + EPS_VAL)
+        o = int(o)
+        if not 0 <= o < A.shape[0]:
+            raise ValueError(f"observation {o} of modality {m} is outside 0..{A.shape[0] - 1}")
         ll = np.full(A.shape[1], LOG_EPS)
         positions, columns = row_entries(A, o)
         ll[columns] = np.log(A.data[positions] + EPS_VAL)
         return ll
 
-    def infer_states(self, obs):
-        """Legacy VANILLA ``infer_states``: empirical prior, then softmax (one factor) or Jacobi FPI."""
-        obs = [int(o) for o in np.atleast_1d(obs)]
-        if self.action is None:
-            prior = list(self.D)
+    def _observations(self, observation, distr_obs):
+        if not distr_obs:
+            obs = list(np.atleast_1d(np.asarray(observation)))
+        elif isinstance(observation, np.ndarray) and observation.dtype != object:
+            obs = [observation]  # one modality, its distribution
         else:
-            prior = [self.B[f].matrices[int(self.action[f])] @ self.qs[f] for f in range(self.num_factors)]
+            obs = list(observation)
+        if len(obs) != self.num_modalities:
+            raise ValueError(f"observation has {len(obs)} modalities; the agent has {self.num_modalities}")
+        return obs
+
+    def _predicted(self, qs, f, matrix):
+        """B_f[..., a] applied to the outer product of the beliefs of B_factor_list[f]."""
+        return matrix @ _joint([np.asarray(qs[g], dtype=float)[:, None] for g in self.B_factor_list[f]])[:, 0]
+
+    def infer_states(self, observation, distr_obs=False):
+        """Legacy VANILLA ``infer_states`` (``agent.py:478-550``): empirical prior, then softmax (one
+        factor) or Jacobi FPI (``algos/fpi.py:159-321``). ``distr_obs``: each observation a distribution."""
+        self._sync()
+        obs = self._observations(observation, distr_obs)
+        if self.action is None:
+            prior = [np.asarray(d, dtype=float) for d in self.D]
+        else:
+            prior = [self._predicted(self.qs, f, self.B[f].matrices[int(self.action[f])])
+                     for f in range(self.num_factors)]
         log_prior = [np.log(p + EPS_VAL) for p in prior]
-        ll = [self._log_likelihood(m, o) for m, o in enumerate(obs)]
+        ll = [self._log_likelihood(m, o, distr_obs) for m, o in enumerate(obs)]
         if self.num_factors == 1:
             joint_ll = ll[0]
-            for l in ll[1:]:
-                joint_ll = joint_ll + l
+            for extra in ll[1:]:
+                joint_ll = joint_ll + extra
             qs = [softmax(joint_ll + log_prior[0])]
         else:
             qs = self._fixed_point_iteration(ll, log_prior)
         self.qs = obj_array(qs)
+        self._record_qs(self.qs)
         return self.qs
 
     def _fixed_point_iteration(self, ll, log_prior):
         """``legacy/algos/fpi.py:263-319``: every factor updated from the previous iterate, stop on dF < dF_tol."""
         ns = self.num_states
-        ll = [l.reshape([ns[f] for f in self.A_factor_list[m]]) for m, l in enumerate(ll)]
+        ll = [x.reshape([ns[f] for f in self.A_factor_list[m]]) for m, x in enumerate(ll)]
         params = self.inference_params
         qs = [np.ones(n) / n for n in ns]
         prev_vfe = _free_energy(qs, log_prior)
-        joint_ll = None
-        if params["compute_vfe"]:
-            joint_ll = np.zeros(ns)
-            for m, l in enumerate(ll):
-                dims = [1] * self.num_factors
-                for f in self.A_factor_list[m]:
-                    dims[f] = ns[f]
-                joint_ll += l.reshape(dims)
+        joint_ll = joint_log_likelihood(ll, self.A_factor_list, ns) if params["compute_vfe"] else None
         dF, iteration = params["dF"], 0
         while iteration < params["num_iter"] and (not params["compute_vfe"] or dF >= params["dF_tol"]):
             new = []
@@ -471,74 +596,88 @@ class Agent(LegacyAgent):
 
     # -- planning --------------------------------------------------------------------------
 
-    def _log_preferences(self):
-        """Per modality, ln(softmax(C) + 1e-16) as (H, No): row tau for planning step tau (a 1-D C tiled).
+    def _tree(self):
+        """The prefix tree of ``self.policies``, rebuilt when the policies change."""
+        policies = np.asarray(self.policies, dtype=np.int64)
+        cached = self.__dict__.get("_tree_cache")
+        if cached is None or not np.array_equal(cached[0], policies):
+            if policies.ndim != 3 or policies.shape[2] != self.num_factors:
+                raise ValueError(f"policies has shape {policies.shape}; expected (P, steps, {self.num_factors})")
+            if np.any(policies < 0) or np.any(policies >= np.array(self.num_controls)):
+                raise ValueError(f"policies hold actions outside num_controls={self.num_controls}")
+            cached = self._tree_cache = (policies.copy(), policy_tree(policies))
+        return cached[1]
 
-        Cached while ``self.C`` holds the same values (legacy recomputes it every call, so reassigning
-        or editing ``agent.C`` must still take effect).
-        """
+    def _log_preferences(self, horizon):
+        """``legacy_math.log_preferences(C, horizon)``, cached while ``self.C`` holds the same values
+        (legacy recomputes it every call, so assigning or editing ``agent.C`` takes effect)."""
         C = [np.asarray(c, dtype=float) for c in self.C]
-        if self._ln_c_cache is not None:
-            policy_len, cached_C, ln_c = self._ln_c_cache
-            if (policy_len == self.policy_len and len(cached_C) == len(C)
-                    and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(cached_C, C))):
-                return ln_c
-        ln_c = []
-        for c in C:
-            c = np.tile(c[:, None], (1, self.policy_len)) if c.ndim == 1 else c[:, :self.policy_len]
-            e = np.exp(c - c.max(axis=0))
-            ln_c.append(np.ascontiguousarray(np.log(e / e.sum(axis=0) + EPS_VAL).T))
-        self._ln_c_cache = (self.policy_len, [c.copy() for c in C], ln_c)
+        for m, c in enumerate(C):
+            if c.ndim == 2 and c.shape[1] < horizon:
+                raise ValueError(f"C[{m}] has {c.shape[1]} columns; policies of {horizon} steps need one per step")
+        cached = self.__dict__.get("_ln_c_cache")
+        if (cached is not None and cached[0] == horizon and len(cached[1]) == len(C)
+                and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(cached[1], C))):
+            return cached[2]
+        ln_c = log_preferences(C, horizon)
+        self._ln_c_cache = (horizon, [c.copy() for c in C], ln_c)
         return ln_c
 
     def infer_policies(self):
-        """Legacy ``infer_policies`` (negative EFE G and q_pi), evaluated level by level over policy prefixes.
-
-        At level tau the nodes are the (prod Nu)^tau action prefixes, node n's parent is n // U and its
-        last joint action n % U. A node's score is added to every policy that starts with it.
-        """
-        U = len(self.joint_actions)
-        H = self.policy_len
-        ln_c = self._log_preferences()
+        """Legacy ``infer_policies`` (negative EFE G and q_pi, ``control.py:364-468``), evaluated level by
+        level over the prefix tree of the policies: a node's score is added to every policy through it."""
+        self._sync()
+        levels = self._tree()
+        ln_c = self._log_preferences(len(levels))
         param_gain = self.use_param_info_gain
-        G = np.zeros(U ** H)
-        parents = [q[:, None] for q in self.qs]
-        for tau in range(H):
-            children = self._roll_out(parents)
-            g = np.zeros(U ** (tau + 1))
+        G = np.zeros(len(self.policies))
+        parents = [np.asarray(q, dtype=float)[:, None] for q in self.qs]
+        for tau, level in enumerate(levels):
+            children = self._roll_out(parents, level)
+            g = np.zeros(level.size)
             for m in range(self.num_modalities):
-                x = _joint([children[f] for f in self.A_factor_list[m]])
+                x = np.ascontiguousarray(_joint([children[f] for f in self.A_factor_list[m]]))
                 g += self._outcome_value(m, x, ln_c[m][tau])
                 if param_gain and self.pA is not None:
-                    A = self.A[m].matrix
-                    g -= np.einsum("ok,ok->k", A @ x, self._wA[m] @ x)
+                    wA = self._cached("wA", m, sparse_wnorm_masked, self.pA[m].matrix)
+                    g -= np.einsum("ok,ok->k", self.A[m].matrix @ x, wA @ x)
             if param_gain and self.pB is not None:
-                g -= self._transition_gain(parents, children)
-            G += np.repeat(g, U ** (H - 1 - tau))
+                g -= self._transition_gain(parents, children, level)
+            G += g[level.policy_node]
             parents = children
+        E = np.asarray(self.E, dtype=float)
+        if E.shape != G.shape:
+            raise ValueError(f"E has shape {E.shape}; there are {len(G)} policies")
         self.G = G
-        self.q_pi = softmax(G * self.gamma + np.log(self.E + EPS_VAL))
+        self.q_pi = softmax(G * self.gamma + np.log(E + EPS_VAL))
+        self._record_q_pi(self.q_pi)
         return self.q_pi, self.G
 
-    def _roll_out(self, parents):
-        """Per factor, the predicted states (Ns, n * U) of every child of the n parent columns."""
-        U = len(self.joint_actions)
+    def _parents_joint(self, parents, f):
+        return np.ascontiguousarray(_joint([parents[g] for g in self.B_factor_list[f]]))
+
+    def _roll_out(self, parents, level):
+        """Per factor, the predicted states (Ns, level.size) of the level's nodes."""
         children = []
-        for f, x in enumerate(parents):
-            x = np.ascontiguousarray(x)
-            out = np.empty((x.shape[0], x.shape[1] * U))
-            for u, a in enumerate(self.joint_actions[:, f]):
+        for f in range(self.num_factors):
+            X = self._parents_joint(parents, f)
+            out = np.empty((self.num_states[f], level.size))
+            for a, kids, pars in level.by_action[f]:
                 b = self.B[f].matrices[a]
-                _transition(b.indptr, b.indices, b.data, x, u, out)
+                _transition(b.indptr, b.indices, b.data, X, pars, kids, out)
             children.append(out)
         return children
 
     def _outcome_value(self, m, x, ln_c):
         """Utility plus state info gain of modality m for each column of ``x`` (joint states, n)."""
         A = self.A[m].matrix
+        if self.use_states_info_gain:
+            h = self._cached("h", m, neg_entropy_per_column, A)
+        else:
+            h = np.zeros(A.shape[1])
         terms = np.empty((2, x.shape[1]))
         obar = np.empty((A.shape[0], x.shape[1]))
-        _outcome_terms(A.indptr, A.indices, A.data, np.ascontiguousarray(x), self._h[m], ln_c, terms, obar)
+        _outcome_terms(A.indptr, A.indices, A.data, x, h, ln_c, terms, obar)
         value = np.zeros(x.shape[1])
         if self.use_utility:
             value += terms[0]
@@ -548,47 +687,93 @@ class Agent(LegacyAgent):
             value += terms[1] - np.einsum("ok,ok->k", obar, log_obar)
         return value
 
-    def _transition_gain(self, parents, children):
-        """sum_f x_tau[f] . ((W(pB_f[..., a]) * [pB > 0]) x_{tau-1}[f]) for every child (``legacy/control.py:856``)."""
-        U = len(self.joint_actions)
-        gain = np.zeros(children[0].shape[1])
-        for f, (x_prev, x) in enumerate(zip(parents, children)):
-            for a, w in enumerate(self._wB[f]):
-                targets = np.flatnonzero(self.joint_actions[:, f] == a)
-                if len(targets):
-                    wx = w @ x_prev
-                    for u in targets:
-                        gain[u::U] += np.einsum("sk,sk->k", x[:, u::U], wx)
+    def _transition_gain(self, parents, children, level):
+        """Per node, sum_f x_tau[f] . ((W(pB_f[..., a]) * [pB > 0]) (x) x_{tau-1}[B_factor_list[f]])
+        (``legacy/control.py:856-908``), a = the node's action on f."""
+        gain = np.zeros(level.size)
+        for f in range(self.num_factors):
+            X = self._parents_joint(parents, f)
+            for a, kids, pars in level.by_action[f]:
+                wx = self._cached("wB", (f, a), sparse_wnorm_masked, self.pB[f].matrices[a]) @ X
+                gain[kids] += np.einsum("sk,sk->k", children[f][:, kids], wx[:, pars])
         return gain
 
     # -- learning --------------------------------------------------------------------------
 
     def update_A(self, obs):
-        """Legacy ``update_A``: pA_m[o] += lr * qs (joint over A_factor_list[m]) where A > 0; A = norm(pA)."""
+        """Legacy ``update_A`` (``learning.py:60-111``): pA_m += lr_pA * (o_m (x) qs over A_factor_list[m])
+        where A_m > 0, for m in modalities_to_learn; then A = norm(pA). ``obs``: indices, or (as legacy
+        accepts an object array) one distribution per modality."""
+        self._sync()
         if self.pA is None:
             raise TypeError("update_A needs pA (Dirichlet counts); this agent was built without it")
-        obs = [int(o) for o in np.atleast_1d(obs)]
-        for m in self.modalities_to_learn:
-            p = self.pA[m].matrix
-            positions, columns = row_entries(p, obs[m])
-            qx = _joint([self.qs[f][:, None] for f in self.A_factor_list[m]])[:, 0]
-            p.data[positions] += self.lr_pA * qx[columns]
-        self.A = obj_array([SparseLikelihood(column_normalise(p.matrix), p.shape) for p in self.pA])
-        self._refresh_A()
+        distribution = isinstance(obs, np.ndarray) and obs.dtype == object
+        obs = list(obs) if distribution else [int(o) for o in np.atleast_1d(obs)]
+        pA = list(self.pA)
+        for m in resolve_indices(self.modalities_to_learn, self.num_modalities):
+            qx = _joint([np.asarray(self.qs[f], dtype=float)[:, None] for f in self.A_factor_list[m]])[:, 0]
+            A = self.A[m].matrix
+            if distribution:
+                seen = A.data > 0
+                rows, columns = entry_rows(A)[seen], entry_columns(A)[seen]
+                values = np.asarray(obs[m], dtype=float)[rows] * qx[columns]
+            else:
+                positions, columns = row_entries(A, obs[m])
+                columns = columns[A.data[positions] > 0]
+                rows = np.full(len(columns), obs[m])
+                values = qx[columns]
+            update = sp.csc_array((values, (rows, columns)), shape=A.shape)
+            pA[m] = SparseLikelihood(_add(pA[m].matrix, update, self.lr_pA), pA[m].shape, pA[m].name)
+        self.pA = obj_array(pA)
+        self.A = self._expected(self.pA)
         return self.pA
 
     def update_B(self, qs_prev):
-        """Legacy ``update_B``: pB_f[..., a] += lr * qs_f (x) qs_prev_f where B > 0, a = self.action[f]; B = norm(pB)."""
+        """Legacy ``update_B`` (``learning.py:161-210``): pB_f[..., a] += lr_pB * (qs_f (x) qs_prev over
+        B_factor_list[f]) where B > 0, a = int(self.action[f]), for f in factors_to_learn; then B = norm(pB)."""
+        self._sync()
         if self.pB is None:
             raise TypeError("update_B needs pB (Dirichlet counts); this agent was built without it")
         if self.action is None:
             raise ValueError("update_B needs a previous action (call sample_action first)")
-        for f in self.factors_to_learn:
-            p = self.pB[f].matrices[int(self.action[f])]
-            p.data += self.lr_pB * (self.qs[f][entry_rows(p)] * np.asarray(qs_prev[f])[entry_columns(p)])
-        self.B = obj_array([SparseTransitions([column_normalise(b) for b in p.matrices]) for p in self.pB])
-        self._refresh_B()
+        pB = list(self.pB)
+        for f in resolve_indices(self.factors_to_learn, self.num_factors):
+            a = int(self.action[f])
+            B = self.B[f].matrices[a]
+            prev = _joint([np.asarray(qs_prev[g], dtype=float)[:, None] for g in self.B_factor_list[f]])[:, 0]
+            q = np.asarray(self.qs[f], dtype=float)
+            seen = B.data > 0
+            rows, columns = entry_rows(B)[seen], entry_columns(B)[seen]
+            update = sp.csr_array((q[rows] * prev[columns], (rows, columns)), shape=B.shape)
+            matrices = list(pB[f].matrices)
+            matrices[a] = _add(matrices[a], update, self.lr_pB)
+            pB[f] = SparseTransitions(matrices, pB[f].shape, pB[f].name)
+        self.pB = obj_array(pB)
+        self.B = self._expected(self.pB)
         return self.pB
+
+
+def _entry_keys(matrix):
+    """A sorted int64 key per stored entry of a canonical CSR/CSC matrix: major index * minor size + minor index."""
+    minor = matrix.shape[0] if matrix.format == "csc" else matrix.shape[1]
+    major = np.repeat(np.arange(len(matrix.indptr) - 1, dtype=np.int64), np.diff(matrix.indptr))
+    return major * minor + matrix.indices
+
+
+def _add(counts, update, lr):
+    """counts + lr * update (same format): in counts' own pattern when it holds every entry of
+    ``update`` (the usual case, A = norm(pA)); else by scipy's sum, and the pattern grows."""
+    update = type(counts)(update)
+    update.sum_duplicates()
+    if update.nnz == 0:
+        return counts
+    keys, new = _entry_keys(counts), _entry_keys(update)
+    positions = np.minimum(np.searchsorted(keys, new), max(len(keys) - 1, 0))
+    if len(keys) and np.array_equal(keys[positions], new):
+        data = counts.data.copy()
+        data[positions] += lr * update.data
+        return _with_data(counts, data)
+    return counts + lr * update
 
 
 def to_dense(model):
@@ -600,3 +785,4 @@ def to_dense(model):
         return obj_array([a.toarray() if hasattr(a, "toarray") else np.asarray(a) for a in arrays])
 
     return dataclasses.replace(model, A=dense(model.A), B=dense(model.B), pA=dense(model.pA), pB=dense(model.pB))
+
