@@ -59,6 +59,15 @@ COLUMNS = {
     "throughput_agent_steps_s": (pa.float64(), "agent-steps/s", "batch study: agent steps per second over a stream of "
                                  "observation batches (median of its samples); null when the mode has no form for the engine"),
     "batch_workers": (pa.int64(), "processes", "batch study: distinct processes that stepped agents (pool workers, or 1)"),
+    "throughput_ci_low": (pa.float64(), "agent-steps/s", "batch study: bootstrap 95% CI of the median throughput, low"),
+    "throughput_ci_high": (pa.float64(), "agent-steps/s", "batch study: bootstrap 95% CI of the median throughput, high"),
+    "memory_per_agent_bytes": (pa.float64(), "B", "batch study: bytes held per agent (a batched form's arrays held per "
+                               "agent; sequential: numpy allocation traced while the B agents are built), divided by B"),
+    "beliefs_parameters_bytes": (pa.float64(), "B", "batch study: the least an agent holds: qs, q_pi and its own parameters"),
+    "batch_dev": (pa.float64(), "", "batch study, vectorised: max |qs|, |q_pi| difference of any agent of the batch from "
+                  "the single-agent engine stepped on the same observations and draws"),
+    "batch_n_action_diff": (pa.int64(), "agent-steps", "batch study, vectorised: agent-steps whose action differs from the single-agent engine's"),
+    "batch_agents_checked": (pa.int64(), "agents", "batch study, vectorised: agents compared with the single-agent engine (all of the batch)"),
     "p_lr": (pa.float64(), "", "learning study: lr_pA = lr_pB"),
     "p_param_info_gain": (pa.bool_(), "", "learning study: parameter information gain (pA, pB novelty) in the EFE"),
     "p_episodes": (pa.int64(), "episodes", "learning study: episodes each learner plays"),
@@ -97,6 +106,7 @@ MEASURED = {"setup_time_s", "compile_time_s", "samples_s", "inner_loops", "step_
             "ci_low_s", "ci_high_s", "stable", "sample_process", "within_process_var_s2",
             "between_process_var_s2", "between_process_share", "host", "tracemalloc_peak_bytes", "rss_peak_bytes", "blas_threads",
             "load_avg_1m", "rolling_mean_s", "rolling_std_s", "rss_trace_bytes",
+            "throughput_agent_steps_s", "throughput_ci_low", "throughput_ci_high", "memory_per_agent_bytes",
             "episode_step_time_s", "profile_total_s", "profile_function", "profile_calls", "profile_own_s",
             "profile_cumulative_s", "profile_pstats"}
 

@@ -47,10 +47,10 @@ ENGINES = {
 #: traits of the registered engines that differ from the defaults (each engine's module says why)
 TRAITS = {
     "standard": Traits(),
-    "numba": Traits(),
-    "float32": Traits(bytes_per_entry=4, tolerance=1e-4),
+    "numba": Traits(batched="pymdpbench.engines.batched:BatchedAgent"),
+    "float32": Traits(bytes_per_entry=4, tolerance=1e-4, batched="pymdpbench.engines.batched:BatchedAgent32"),
     "sparse": Traits(bytes_per_entry=12, storage="sparse"),
-    "jax": Traits(tolerance=1e-4, rng="own", profilable=False),
+    "jax": Traits(tolerance=1e-4, rng="own", profilable=False, batched="pymdpbench.engines.jax:BatchedAgent"),
 }
 
 

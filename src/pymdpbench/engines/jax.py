@@ -590,3 +590,58 @@ class Agent(LegacyAgent):
         for name in names:
             views.pop(name, None)
             self._seen.pop(name, None)
+
+
+class BatchedAgent:
+    """pymdp's JAX ``Agent(batch_size=B)``, one jitted call per step for all B agents: empirical
+    prior, ``infer_states``, ``infer_policies``, ``sample_action``; configured like :class:`Agent`
+    (legacy's gamma, alpha and marginal sampling, log-softmax C, float64). The batched-runner
+    interface of ``pymdpbench.engines.batched``: ``(kwargs, batch_size, seed, threads)``, ``step``,
+    ``qs``, ``q_pi``, ``action``, ``threads``, ``close``. Actions: argmax (deterministic) or
+    ``jax.random`` draws keyed by ``seed``, never numpy's draws. XLA's threads are set by the
+    process environment (``harness.apply_threads``), not here: ``threads`` is recorded as given.
+    """
+
+    def __init__(self, kwargs, batch_size, seed=None, threads=1):
+        policy_len = kwargs.get("policy_len", 1)
+        agent = JaxAgent(
+            A=[jnp.asarray(a, dtype=float) for a in kwargs["A"]], B=[jnp.asarray(b, dtype=float) for b in kwargs["B"]],
+            C=log_preferences(kwargs["C"], policy_len), D=[jnp.asarray(d, dtype=float) for d in kwargs["D"]],
+            A_dependencies=kwargs.get("A_factor_list"), B_dependencies=kwargs.get("B_factor_list"),
+            policy_len=policy_len, gamma=kwargs.get("gamma", 16.0), alpha=kwargs.get("alpha", 16.0),
+            sampling_mode=kwargs.get("sampling_mode", "marginal"),
+            action_selection=kwargs.get("action_selection", "deterministic"), inference_algo="fpi",
+            num_iter=DEFAULT_INFERENCE_PARAMS["num_iter"], batch_size=batch_size)
+        num_modalities = len(kwargs["A"])
+
+        def step(qs, action, first, obs, keys):
+            predicted = agent.update_empirical_prior(action, [q[:, None] for q in qs])
+            prior = [jnp.where(first, d, p) for d, p in zip(agent.D, predicted)]
+            qs = agent.infer_states([obs[:, m] for m in range(num_modalities)], empirical_prior=prior)
+            qs = [q[:, -1] for q in qs]
+            q_pi, _ = agent.infer_policies([q[:, None] for q in qs])
+            return qs, q_pi, agent.sample_action(q_pi, rng_key=keys).astype(jnp.int32)  # one dtype: one compilation
+
+        self._step = jax.jit(step)
+        self._agent = agent
+        self.batch_size = batch_size
+        self.threads = threads
+        self.qs = list(agent.D)
+        self.q_pi = None
+        self.action = jnp.zeros((batch_size, len(kwargs["B"])), dtype=jnp.int32)
+        self.first = True
+        self.keys = jr.split(jr.PRNGKey(0 if seed is None else seed % 2**31), batch_size)
+
+    def step(self, observations):
+        self.qs, self.q_pi, self.action = jax.block_until_ready(
+            self._step(self.qs, self.action, self.first, jnp.asarray(observations), self.keys))
+        self.first = False
+        return self.action
+
+    def memory(self):
+        """Bytes per agent: pymdp's batched Agent holds every array (A and B included) once per agent."""
+        leaves = jax.tree_util.tree_leaves((self._agent, self.qs, self.q_pi, self.action, self.keys))
+        return {"per_agent": sum(getattr(x, "nbytes", 0) for x in leaves) / self.batch_size}
+
+    def close(self):
+        """Nothing to release."""

@@ -12,34 +12,45 @@ a batch (``p_batch_mode``), each a grid point with every batch size (cell ids ``
   agent and returns the new states and its pid. Moving the states and observations to and fro
   every batch is the real cost of this mode and is timed with it. Workers start with ``spawn``
   (forking a process that holds JAX or numba threads is unsafe) and pin their BLAS to one thread.
-* ``vectorised``: pymdp's own JAX ``Agent(batch_size=B)``, configured like the ``jax`` variant
-  (legacy's gamma = alpha = 16, marginal action sampling, log-softmax C, 10 fixed-point sweeps,
-  float64), one jitted call per batch: empirical prior, ``infer_states``, ``infer_policies``,
-  ``sample_action`` for all B agents. Only the ``jax`` variant has this form; the numba engine
-  offers no batched kernel, and the other variants none either: those cells are skipped by the
-  study with the reason. The standard cell is skipped there too, so the ``jax`` cell of a
-  vectorised point has no reference trajectory and records ``gate_pass`` null with the reason.
+* ``vectorised``: the variant's batched form, declared by the engine as ``Traits.batched``
+  ("module:Class" of a batched runner, see ``pymdpbench.engines.batched``): one call steps every
+  agent (for ``numba`` and ``float32`` the batched numba engine, for ``jax`` pymdp's own
+  ``Agent(batch_size=B)``). A variant without one is skipped with the reason, and so is the
+  standard cell, so the cell's single-agent gate has no reference there and records ``gate_pass``
+  null with the reason. Instead ``measure`` checks the batch itself: a fresh batched runner and the
+  variant's single agent (one instance, each agent's state swapped in, agents in order) run the
+  same observations and numpy draws for ``CHECK_STEPS`` steps, and every agent of the batch is
+  compared (``batch_dev``, ``batch_n_action_diff``, ``batch_agents_checked``). These cells are
+  repeated at each of ``vectorised_threads`` (the runner's threads; cell ids ``vectorised-b16-t2``
+  beyond one thread).
 
 The cell's own correctness gate and ``step_time_s`` are those of one agent of the variant, as in
 every study; ``measure`` then times the batch: a warm-up batch (compilation, cache loads, worker
 start-up are not timed), then ``samples`` samples of ``rounds`` consecutive batches;
-``throughput_agent_steps_s`` = B x rounds / median sample time.
+``throughput_agent_steps_s`` = B x rounds / median sample time, with the bootstrap CI of that
+median (``throughput_ci_low/high``). ``memory_per_agent_bytes``: a batched runner's own count of the
+bytes it holds per agent (its ``memory()``), or for ``sequential`` the numpy allocation traced while
+the B agents are built, over B; ``beliefs_parameters_bytes``: what the batched runner says an agent
+needs at the least (qs, q_pi, its own parameters).
 """
 
 import contextlib
 import os
-import statistics
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
+from pymdpbench import stats
+from pymdpbench.engines import ENGINES, get_engine, traits
+from pymdpbench.engines.base import obj_array
 from pymdpbench.studies.base import SizeGrid
 
 MODES = ("sequential", "multiprocessing", "vectorised")
 
-#: pymdp.legacy's defaults where pymdp JAX's differ (``legacy/agent.py``; see engines/jax.py).
-LEGACY_GAMMA = LEGACY_ALPHA = 16.0
+#: steps of the batch check (every agent of the batch against the single-agent engine)
+CHECK_STEPS = 3
 
 #: the one agent of a pool worker (set by ``_init_worker``)
 _WORKER = {}
@@ -150,50 +161,50 @@ class _Pool:
         self.pool.join()
 
 
-class _Vectorised:
-    """pymdp's JAX Agent with ``batch_size=B``: one jitted call steps every agent."""
+def _batched_form(variant):
+    """"module:Class" of the variant's batched runner, or None."""
+    return traits(variant).batched
 
-    def __init__(self, kwargs, batch_size, seed):
-        import jax
-        import jax.numpy as jnp
-        from jax import random as jr
-        from pymdp.agent import Agent as JaxAgent
 
-        from pymdpbench.engines.jax import NUM_ITER, log_preferences  # also switches JAX to float64
+def _variant_of(Agent):
+    """The registered name whose engine is the class ``Agent`` (else its "module:Class" path)."""
+    for name, path in ENGINES.items():
+        module, cls = path.split(":")
+        if getattr(sys.modules.get(module), cls, None) is Agent:
+            return name
+    return f"{Agent.__module__}:{Agent.__qualname__}"
 
-        policy_len = kwargs.get("policy_len", 1)
-        agent = JaxAgent(
-            A=[jnp.asarray(a, dtype=float) for a in kwargs["A"]], B=[jnp.asarray(b, dtype=float) for b in kwargs["B"]],
-            C=log_preferences(kwargs["C"], policy_len), D=[jnp.asarray(d, dtype=float) for d in kwargs["D"]],
-            A_dependencies=kwargs.get("A_factor_list"), B_dependencies=kwargs.get("B_factor_list"),
-            policy_len=policy_len, gamma=LEGACY_GAMMA, alpha=LEGACY_ALPHA, sampling_mode="marginal",
-            action_selection="deterministic", inference_algo="fpi", num_iter=NUM_ITER, batch_size=batch_size)
-        num_modalities = len(kwargs["A"])
 
-        def step(qs, action, first, obs, keys):
-            predicted = agent.update_empirical_prior(action, [q[:, None] for q in qs])
-            prior = [jnp.where(first, d, p) for d, p in zip(agent.D, predicted)]
-            qs = agent.infer_states([obs[:, m] for m in range(num_modalities)], empirical_prior=prior)
-            qs = [q[:, -1] for q in qs]
-            q_pi, _ = agent.infer_policies([q[:, None] for q in qs])
-            return qs, agent.sample_action(q_pi, rng_key=keys).astype(jnp.int32)  # one dtype: one compilation
-
-        self._jax, self._step = jax, jax.jit(step)
-        self.qs = list(agent.D)
-        self.action = jnp.zeros((batch_size, len(kwargs["B"])), dtype=jnp.int32)
-        self.first = True
-        self.keys = jr.split(jr.PRNGKey(seed % 2**31), batch_size)
-
-    def step(self, observations):
-        self.qs, self.action = self._jax.block_until_ready(
-            self._step(self.qs, self.action, self.first, observations, self.keys))
-        self.first = False
-
-    def workers(self):
-        return {os.getpid()}
-
-    def close(self):
-        pass
+def check_batch(Runner, Agent, kwargs, stream, seed, threads):
+    """Every agent of a fresh batched runner against the single-agent engine on the same
+    observations (``stream``: steps x B x M) and the same numpy draws: the single agent (one
+    instance; each agent's qs and action swapped in, agents in order, as the runner draws) steps
+    each agent in turn. Returns max |qs|, |q_pi| difference, agent-steps with a differing action,
+    and the number of agents."""
+    batch_size = stream.shape[1]
+    np.random.seed(seed)
+    runner = Runner(kwargs, batch_size, seed=seed, threads=threads)
+    batched = []
+    for obs in stream:
+        actions = np.asarray(runner.step(obs))
+        batched.append(([np.array(q, dtype=float) for q in runner.qs], np.array(runner.q_pi, dtype=float),
+                        actions.astype(int)))
+    runner.close()
+    np.random.seed(seed)
+    agent = Agent(**kwargs)
+    states = [(agent.qs, agent.action)] * batch_size
+    dev, differing = 0.0, 0
+    for obs, (qs, q_pi, actions) in zip(stream, batched):
+        for i in range(batch_size):
+            agent.qs, agent.action = states[i]
+            agent.infer_states([int(o) for o in obs[i]])
+            single_q_pi, _ = agent.infer_policies()
+            action = agent.sample_action()
+            states[i] = (obj_array([np.array(q, dtype=float) for q in agent.qs]), np.array(action))
+            dev = max(dev, *(float(np.max(np.abs(q[i] - np.asarray(s, dtype=float)))) for q, s in zip(qs, agent.qs)),
+                      float(np.max(np.abs(q_pi[i] - np.asarray(single_q_pi, dtype=float)))))
+            differing += int(np.any(actions[i] != np.asarray(action, dtype=int)))
+    return dev, differing, batch_size
 
 
 class Batch(SizeGrid):
@@ -211,7 +222,12 @@ class Batch(SizeGrid):
                          "rounds": settings["rounds"], "samples": settings["samples"]}
                 if mode == "multiprocessing":
                     point["threads"] = settings["processes"]
-                points.append(point)
+                if mode != "vectorised":
+                    points.append(point)
+                    continue
+                for threads in settings.get("vectorised_threads", [1]):
+                    suffix = f"-t{threads}" if threads != 1 else ""
+                    points.append({**point, "cell": point["cell"] + suffix, "threads": threads})
         return points
 
     def row_parameters(self, point):
@@ -226,25 +242,42 @@ class Batch(SizeGrid):
         return entries * point["batch_size"], density
 
     def supports(self, point, variant):
-        if point["mode"] != "vectorised" or variant == "jax":
+        if point["mode"] != "vectorised":
             return True, ""
-        if variant == "numba":
-            return False, "vectorised mode: the numba engine offers no batched kernel"
-        return False, (f"vectorised mode: {variant} has no batched form; this mode runs pymdp's JAX "
-                       "Agent(batch_size=B) (variant jax)")
+        if _batched_form(variant) is None:
+            return False, f"vectorised mode: {variant} has no batched form (its Traits.batched is None)"
+        Runner = get_engine(_batched_form(variant))
+        if hasattr(Runner, "supports"):
+            supported, reason = Runner.supports(self.options(point))
+            if not supported:
+                return False, f"vectorised mode: {reason}"
+        return True, ""
 
     def measure(self, Agent, kwargs, point, seed, timing):
-        """Throughput of the point's mode over a seeded stream of observation batches."""
+        """Throughput of the point's mode over a seeded stream of observation batches; memory per
+        agent; in vectorised mode, every agent of the batch checked against the single agent."""
         batch_size, rounds, samples = point["batch_size"], point["rounds"], point["samples"]
         rng = np.random.default_rng(seed)
         num_obs = [a.shape[0] for a in kwargs["A"]]
         stream = np.stack([rng.integers(n, size=(1 + samples * rounds, batch_size)) for n in num_obs], axis=-1)
-        if point["mode"] == "sequential":
+        out = {"memory_per_agent_bytes": None, "beliefs_parameters_bytes": None}
+        if point["mode"] == "vectorised":
+            Runner = get_engine(_batched_form(_variant_of(Agent)))
+            dev, differing, checked = check_batch(Runner, Agent, kwargs, stream[:CHECK_STEPS], seed % 2**32,
+                                                  point["threads"])
+            out.update({"batch_dev": dev, "batch_n_action_diff": differing, "batch_agents_checked": checked})
+            runner = Runner(kwargs, batch_size, seed=seed % 2**32, threads=point["threads"])
+            if hasattr(runner, "memory"):
+                memory = runner.memory()
+                out.update({"memory_per_agent_bytes": memory["per_agent"],
+                            "beliefs_parameters_bytes": memory.get("beliefs_and_parameters")})
+        elif point["mode"] == "sequential":
+            tracemalloc.start()
             runner = _Sequential(Agent, kwargs, batch_size, self.step)
-        elif point["mode"] == "multiprocessing":
-            runner = _Pool(Agent, kwargs, batch_size, point["threads"])
+            out["memory_per_agent_bytes"] = tracemalloc.get_traced_memory()[0] / batch_size
+            tracemalloc.stop()
         else:
-            runner = _Vectorised(kwargs, batch_size, seed)
+            runner = _Pool(Agent, kwargs, batch_size, point["threads"])
         try:
             runner.step(stream[0])
             durations = []
@@ -253,8 +286,11 @@ class Batch(SizeGrid):
                 for batch in stream[1 + k * rounds:1 + (k + 1) * rounds]:
                     runner.step(batch)
                 durations.append(time.perf_counter() - t0)
-            workers = len(runner.workers())
+            workers = len(runner.workers()) if hasattr(runner, "workers") else 1
         finally:
             runner.close()
-        return {"throughput_agent_steps_s": batch_size * rounds / statistics.median(durations),
+        summary = stats.summarise(durations, timing.get("unstable_iqr_ratio", 0.25), seed=seed % 2**32)
+        steps = batch_size * rounds
+        return {**out, "throughput_agent_steps_s": steps / summary["step_time_s"],
+                "throughput_ci_low": steps / summary["ci_high_s"], "throughput_ci_high": steps / summary["ci_low_s"],
                 "batch_workers": workers}
