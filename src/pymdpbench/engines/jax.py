@@ -43,7 +43,9 @@ way); an agent with pA or pB passes A, B, pA, pB as arguments instead, since lea
 them between steps. Each agent instance compiles its own functions.
 """
 
+import copy
 import inspect
+import operator
 import time
 
 import jax
@@ -101,17 +103,31 @@ REFUSED = {
     "sophisticated": "sophisticated inference",
 }
 
-#: Attributes the compiled code was built with that cannot change after construction: a change
-#: raises ValueError naming it. (policy_len, policies, H: legacy reads them only in its constructor.)
-FIXED = ("policy_len", "policies", "num_controls", "num_obs", "num_states", "num_factors", "num_modalities",
+#: Settings the compiled code was built with that cannot change after construction: a change
+#: raises ValueError naming it. (policy_len, policies, H: legacy reads them only in its constructor;
+#: pD: only update_D, refused.)
+FIXED = ("policy_len", "num_controls", "num_obs", "num_states", "num_factors", "num_modalities",
          "A_factor_list", "B_factor_list", "sophisticated", "inference_algo", "H", "I", "pD")
 
 #: Settings a change of which rebuilds the JAX agent. lr_pA and lr_pB are jit arguments (read at each call).
 REBUILT = ("gamma", "alpha", "use_utility", "use_states_info_gain", "use_param_info_gain", "action_selection",
            "sampling_mode", "modalities_to_learn", "factors_to_learn", "inference_params")
 
-#: Arrays compared by content at every call; A, B, pA, pB too while their numpy form exists (see ``_ModelArray``).
-ARRAYS = ("C", "D", "E")
+#: Every setting, compared by value at every call (one C-level tuple comparison when none changed).
+SETTINGS = REBUILT + FIXED
+_get_settings = operator.attrgetter(*SETTINGS)
+
+#: The arrays each public method's compiled code reads, compared by content at each of its calls:
+#: (model arrays, only while they have a numpy form, see ``_ModelArray``; other array attributes).
+READS = {
+    "infer_states": (("A", "B"), ("D",)),
+    "infer_policies": (("A", "B"), ("C", "E", "policies")),
+    "sample_action": ((), ("policies",)),
+    "update_A": (("A", "pA"), ()),
+    "update_B": (("B", "pB"), ()),
+    None: (MODEL_FIELDS, ("C", "D", "E", "policies")),  # all of them
+}
+ARRAYS = ("A", "B", "C", "D", "E", "pA", "pB", "policies")
 
 
 def _is_default(value, default):
@@ -153,15 +169,15 @@ def _refusals(options, num_controls=None):
 
 
 def _freeze(value):
-    """A comparable copy of a setting or array: arrays as (shape, dtype, bytes), containers as tuples.
+    """A comparable copy of a value: arrays as (shape, dtype, bytes), containers as tuples.
 
-    Equal frozen values mean equal contents (bytes compared exactly, no hash), so an in-place
-    edit is seen; the copy makes later edits of the original visible.
+    Equal frozen values mean equal contents (bytes compared exactly, no hash); being a copy, it
+    makes later in-place edits of the original visible.
     """
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             return tuple(_freeze(v) for v in value)
-        return value.shape, value.dtype.str, value.tobytes()
+        return value.shape, value.dtype.char, value.tobytes()
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, dict):
@@ -169,6 +185,17 @@ def _freeze(value):
     if isinstance(value, (str, bool, int, float)) or value is None:
         return value
     return _freeze(np.asarray(value))  # numpy/JAX scalars and arrays
+
+
+def _array_key(value):
+    """:func:`_freeze` of an ndarray or an object array of ndarrays, on a fast path: this is the
+    per-call cost of change detection (about 0.1 us per small array)."""
+    try:
+        if value.dtype.kind == "O":
+            return [(x.shape, x.dtype, x.tobytes()) for x in value.tolist()]
+        return value.shape, value.dtype, value.tobytes()
+    except AttributeError:  # None, a list, an object array holding lists
+        return _freeze(value)
 
 
 def log_preferences(C, policy_len):
@@ -201,7 +228,7 @@ class _ModelArray:
         if self.name not in views:
             arrays = agent._model[self.name]
             views[self.name] = None if arrays is None else obj_array([np.array(x[0]) for x in arrays])
-            agent._seen[self.name] = _freeze(views[self.name])
+            agent._arrays_seen[self.name] = _array_key(views[self.name])
         return views[self.name]
 
     def __set__(self, agent, value):
@@ -257,7 +284,9 @@ class Agent(LegacyAgent):
                                 else [f for f, n in enumerate(num_controls) if n > 1])
         self.inference_params = dict(DEFAULT_INFERENCE_PARAMS)  # legacy/agent.py:303-305 ignores the keyword
         self.I = None
-        self.edge_handling_params = {"use_BMA": self.use_BMA, "policy_sep_prior": self.policy_sep_prior}
+        # legacy/agent.py:279-290 (legacy also warns when both are set)
+        self.edge_handling_params = {"use_BMA": self.use_BMA and not self.policy_sep_prior,
+                                     "policy_sep_prior": self.policy_sep_prior}
         self.curr_timestep = 0
         self.prev_obs = []
         self.prev_actions = None
@@ -267,7 +296,7 @@ class Agent(LegacyAgent):
         self._qs_jax = self._qs_seen = self._q_pi_jax = self._q_pi_seen = None
         self.compile_time_s = self.rebuild_time_s = 0.0
         self.rebuilds = 0
-        self._seen = {}
+        self._arrays_seen = {}
         self._model = {name: None for name in MODEL_FIELDS}
         self._build()
 
@@ -297,30 +326,45 @@ class Agent(LegacyAgent):
 
     # --- change detection ------------------------------------------------------------------
 
-    def _sync(self):
-        """Apply every change since the last call (or refuse it, naming the attribute)."""
-        seen = self._seen
-        views = self.__dict__.get("_views", {})
-        changed = [name for name in (*REBUILT, *FIXED, *ARRAYS) if _freeze(getattr(self, name)) != seen[name]]
-        changed += [name for name, value in views.items() if _freeze(value) != seen.get(name)]
+    def _sync(self, method=None):
+        """Apply every change since the last call that ``method``'s compiled code reads (all, if
+        None), or refuse it, naming the attribute."""
+        try:
+            settings_same = _get_settings(self) == self._settings_seen
+        except (TypeError, ValueError):  # an array-valued setting: compare frozen copies
+            settings_same = False
+        changed = [] if settings_same else [
+            name for name, seen in zip(SETTINGS, self._settings_frozen) if _freeze(getattr(self, name)) != seen]
+        views, seen = self.__dict__["_views"], self._arrays_seen
+        models, others = READS[method]
+        for name in models:
+            if name in views and _array_key(views[name]) != seen.get(name):
+                changed.append(name)
+        for name in others:
+            if _array_key(getattr(self, name)) != seen[name]:
+                changed.append(name)
         if changed:
             self._apply(changed)
+        elif not settings_same:  # equal values in new objects (e.g. an equal list assigned)
+            self._save_settings()
+
+    def _save_settings(self):
+        values = _get_settings(self)
+        self._settings_seen = copy.deepcopy(values)
+        self._settings_frozen = [_freeze(v) for v in values]
 
     def _apply(self, changed):
-        fixed = [name for name in changed if name in FIXED]
+        fixed = [name for name in changed if name in FIXED or name == "policies"]
         if fixed:
             raise ValueError(f"{__name__}.Agent: {', '.join(fixed)} changed after construction; this engine "
                              "compiled its model with the old value (construct a new Agent)")
         self._check(changed)
-        views = self.__dict__.get("_views", {})
+        views = self.__dict__["_views"]
         if self._learns and all(name in MODEL_FIELDS for name in changed):
             self._model = {**self._model, **{name: _batched(views[name]) for name in changed}}
-            self._seen.update({name: _freeze(views[name]) for name in changed})
+            self._arrays_seen.update({name: _array_key(views[name]) for name in changed})
             return
-        t0 = time.perf_counter()
-        self._build()
-        self.rebuilds += 1
-        self.rebuild_time_s += time.perf_counter() - t0
+        self._build(rebuild=True)
 
     def _expected_shapes(self, name):
         """The shapes the compiled model needs for ``name`` (C: only its first axis)."""
@@ -335,11 +379,11 @@ class Agent(LegacyAgent):
             return [(n,) for n in self.num_states]
         return [(len(self.policies),)]  # E
 
-    def _check(self, changed=MODEL_FIELDS + ARRAYS):
+    def _check(self, changed=("A", "B", "C", "D", "E")):
         """Refuse a changed array of another shape, and what the JAX agent would compute differently
         from legacy, naming the attribute that brought it."""
         for name in changed:
-            if name in ("pA", "pB") or self._current(name) is None:
+            if name not in ("A", "B", "C", "D", "E") or self._current(name) is None:
                 continue
             value = self._current(name)
             if name == "E":
@@ -372,7 +416,7 @@ class Agent(LegacyAgent):
 
     # --- building and compiling ------------------------------------------------------------
 
-    def _build(self):
+    def _build(self, rebuild=False):
         """(Re)build the JAX agent from the current attributes and re-jit its methods."""
         t0 = time.perf_counter()
         views = self.__dict__.get("_views", {})
@@ -395,10 +439,15 @@ class Agent(LegacyAgent):
         if not np.array_equal(np.asarray(self._jax.policies.policy_arr), self.policies):
             raise RuntimeError("pymdp's JAX Agent enumerates policies in another order than legacy")
         self._compile()
-        self._seen = {name: _freeze(getattr(self, name)) for name in (*REBUILT, *FIXED, *ARRAYS)}
-        self._seen.update({name: _freeze(value) for name, value in views.items()})
+        self._save_settings()
+        self._arrays_seen = {name: _array_key(views[name] if name in MODEL_FIELDS else getattr(self, name))
+                             for name in ARRAYS if name not in MODEL_FIELDS or name in views}
         self._fresh = set(self._jit)
-        self.compile_time_s += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        self.compile_time_s += seconds
+        if rebuild:
+            self.rebuilds += 1
+            self.rebuild_time_s += seconds
 
     def _compile(self):
         """Jit the methods over the current JAX agent; compilation happens at their first call."""
@@ -470,7 +519,7 @@ class Agent(LegacyAgent):
 
     def _current_qs(self):
         """JAX copy of ``self.qs``, re-made if ``self.qs`` was replaced or edited in place."""
-        frozen = _freeze(self.qs)
+        frozen = _array_key(self.qs)
         if frozen != self._qs_seen:
             self._qs_jax = [jnp.asarray(np.asarray(q, dtype=float)) for q in self.qs]
             self._qs_seen = frozen
@@ -527,30 +576,30 @@ class Agent(LegacyAgent):
         """Posterior over hidden states: prior D at the first step, else ``B[..., action] @ qs``."""
         if distr_obs:
             raise ValueError(f"{__name__}.Agent does not support distr_obs=True (observations as distributions)")
-        self._sync()
+        self._sync("infer_states")
         obs = np.asarray(observation, dtype=np.int64).reshape(self.num_modalities)
         qs = self._call("infer_states", self._model_arg(), obs, self._current_qs(), self._action_arg())
         self._qs_jax = qs
         self.qs = obj_array([np.array(q) for q in qs])  # np.array: a fraction of jax.device_get's cost
-        self._qs_seen = _freeze(self.qs)
+        self._qs_seen = _array_key(self.qs)
         return self.qs
 
     def infer_policies(self):
         """(q_pi, G) from pymdp's JAX ``infer_policies`` on the current posterior; G is the negative EFE."""
-        self._sync()
+        self._sync("infer_policies")
         self._q_pi_jax, both = self._call("infer_policies", self._model_arg(), self._current_qs())
         self.q_pi, self.G = np.array(both)
-        self._q_pi_seen = _freeze(self.q_pi)
+        self._q_pi_seen = _array_key(self.q_pi)
         return self.q_pi, self.G
 
     def sample_action(self):
         """pymdp JAX's own selection on ``self.q_pi``: argmax (deterministic) or a ``jax.random`` draw."""
-        self._sync()
+        self._sync("sample_action")
         if self._key is None:
             seed = self.seed if self.seed is not None else (
                 np.random.randint(2**31) if self.action_selection == "stochastic" else 0)
             self._key = jr.PRNGKey(seed)
-        q_pi = self._q_pi_jax if _freeze(self.q_pi) == self._q_pi_seen else np.asarray(self.q_pi, dtype=float)
+        q_pi = self._q_pi_jax if _array_key(self.q_pi) == self._q_pi_seen else np.asarray(self.q_pi, dtype=float)
         action = self._call("select_action", q_pi, self._key, self._draws)
         self._draws += 1
         self.action = np.asarray(action).astype(float)
@@ -559,7 +608,7 @@ class Agent(LegacyAgent):
 
     def update_A(self, obs):
         """Add ``lr_pA * onehot(o) x qs`` to pA (modalities_to_learn), then A = E[pA] (pymdp.learning)."""
-        self._sync()
+        self._sync("update_A")
         if self._model["pA"] is None:
             raise ValueError("update_A needs pA: construct the Agent with pA")
         obs = np.asarray(obs, dtype=np.int64).reshape(self.num_modalities)
@@ -568,7 +617,7 @@ class Agent(LegacyAgent):
 
     def update_B(self, qs_prev):
         """Add ``lr_pB * qs x qs_prev x onehot(action)`` to pB (factors_to_learn), then B = E[pB]."""
-        self._sync()
+        self._sync("update_B")
         if self._model["pB"] is None:
             raise ValueError("update_B needs pB: construct the Agent with pB")
         if self.action is None:
@@ -589,7 +638,7 @@ class Agent(LegacyAgent):
         views = self.__dict__.get("_views", {})
         for name in names:
             views.pop(name, None)
-            self._seen.pop(name, None)
+            self._arrays_seen.pop(name, None)
 
 
 class BatchedAgent:
