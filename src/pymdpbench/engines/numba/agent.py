@@ -39,7 +39,9 @@ from pymdp.legacy.agent import Agent as PymdpAgent
 from pymdpbench.engines.legacy_math import FPI_DEFAULTS, select_highest
 from pymdpbench.engines.numba import kernels
 
-_ALL_ON = np.ones(4, dtype=np.bool_)
+#: the kernels' (utility, state info gain, pA info gain, pB info gain) switches, made once
+_FLAGS = {tuple(bool(b) for b in bits): np.array(bits, dtype=np.bool_)
+          for bits in np.ndindex(2, 2, 2, 2)}
 
 
 class _Views:
@@ -96,16 +98,20 @@ class Agent(PymdpAgent):
 
     def _structure(self):
         """Shapes the kernels rely on, from B (states, controls) and the factor lists; None when the
-        model is not one the kernels read safely (pymdp then runs and reports)."""
-        B = self.__dict__.get("B")
-        key = (tuple(np.shape(b) for b in B) if B is not None else None,
-               [list(fl) for fl in self.A_factor_list], [list(fl) for fl in self.B_factor_list],
-               [list(fl) for fl in self.mb_dict["A_factor_list"]])
-        cached = self.__dict__.get("_structure_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        model is not one the kernels read safely (pymdp then runs and reports). Cached while the
+        same B arrays and equal factor lists are in place."""
+        d = self.__dict__
+        B, afl, bfl, mb_afl = d.get("B"), d.get("A_factor_list"), d.get("B_factor_list"), self.mb_dict["A_factor_list"]
+        cached = d.get("_structure_cache")
+        if (cached is not None and cached[0].valid_for(B) and cached[1] == afl and cached[2] == bfl
+                and cached[3] == mb_afl):
+            return cached[4]
+        if B is None:
+            return None
+        key = (tuple(np.shape(b) for b in B), [list(fl) for fl in afl], [list(fl) for fl in bfl],
+               [list(fl) for fl in mb_afl])
         structure = self._build_structure(key)
-        self.__dict__["_structure_cache"] = (key, structure)
+        d["_structure_cache"] = (_Views(B, list(B), None, False), key[1], key[2], key[3], structure)
         return structure
 
     def _build_structure(self, key):
@@ -138,6 +144,7 @@ class Agent(PymdpAgent):
             "a_sizes": [int(np.prod([num_states[f] for f in fl])) for fl in afl],
             "deps": deps(afl), "state_deps": deps(mb_afl), "acc_deps": deps([sorted(fl) for fl in mb_afl]),
             "b_sizes": [int(np.prod([num_states[g] for g in fl])) for fl in bfl],
+            "no_action": np.full(F, -1, dtype=np.int64),
         }
 
     def _model(self, structure, factor_lists):
@@ -194,29 +201,33 @@ class Agent(PymdpAgent):
         if model is None or not isinstance(params, dict) or set(params) != set(FPI_DEFAULTS):
             return None
         A, B = model
-        try:
-            obs = np.array([operator.index(o) for o in observation], dtype=np.int64)
-        except TypeError:
-            return None
-        if obs.shape != (len(A),) or np.any(obs < 0) or any(o >= a.shape[0] for o, a in zip(obs, A)):
+        obs = np.asarray(observation)
+        if obs.dtype.kind not in "iu" or obs.shape != (len(A),):
             return None
         num_states = structure["num_states"]
         if self.action is None:
-            first = True
             prev = self._vectors(self.D, num_states)
-            action = np.full(len(num_states), -1, dtype=np.int64)
+            action = structure["no_action"]
         else:
-            first = False
             prev = self._vectors(self.qs, num_states)
-            action = np.asarray(self.action).astype(np.int64).reshape(-1)
-            if action.shape != (len(num_states),) or np.any(action < 0) or np.any(action >= structure["num_controls"]):
+            action = self.action
+            if not isinstance(action, np.ndarray) or action.shape != (len(num_states),):
                 return None
+            action = action.astype(np.int64)
+            if np.any(action < 0):
+                return None  # pymdp would index B from the end
         if prev is None:
             return None
-        fpi = np.array([params["num_iter"], params["dF"], params["dF_tol"], bool(params["compute_vfe"])],
-                       dtype=self.dtype)
+        key = (params["num_iter"], params["dF"], params["dF_tol"], params["compute_vfe"])
+        cached = self.__dict__.get("_fpi")
+        if cached is None or cached[0] != key:
+            cached = (key, np.array([key[0], key[1], key[2], bool(key[3])], dtype=self.dtype))
+            self.__dict__["_fpi"] = cached
+        fpi = cached[1]
         out = np.empty(sum(num_states), dtype=self.dtype)
-        kernels.infer_states(A, B, prev, action, obs, structure["state_deps"], structure["acc_deps"], fpi, out)
+        if not kernels.infer_states(A, B, prev, action, obs.astype(np.int64), structure["state_deps"],
+                                    structure["acc_deps"], fpi, out):
+            return None  # an outcome or an action out of range: pymdp's error
         qs = np.empty(len(num_states), dtype=object)
         start = 0
         for f, n in enumerate(num_states):
@@ -283,7 +294,7 @@ class Agent(PymdpAgent):
         E = np.full(P, 1.0 / P, dtype=self.dtype) if self.E is None else self.E
         if not isinstance(E, np.ndarray) or E.shape != (P,):
             return None
-        flags = np.array([self.use_utility, self.use_states_info_gain, False, False], dtype=np.bool_)
+        flags = [bool(self.use_utility), bool(self.use_states_info_gain), False, False]
         pA = pB = None
         if self.use_param_info_gain:
             if self.pA is not None:
@@ -296,6 +307,7 @@ class Agent(PymdpAgent):
                 if pB is None:
                     return None
                 flags[3] = True
+        flags = _FLAGS[tuple(flags)]
         snapshot, h = self._entropy_cache(A)
         G = np.empty(P, dtype=self.dtype)
         q_pi = np.empty(P, dtype=self.dtype)

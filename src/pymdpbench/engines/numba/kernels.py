@@ -156,12 +156,20 @@ def infer_states(A, B, prev, action, obs, deps, acc_deps, fpi, out):
     fixed-point iteration, its dF stop rule and its first free energy without accuracy. ``acc_deps``
     is ``deps`` with each modality's factors in the order legacy's accuracy term reads them (sorted:
     ``legacy_math.joint_log_likelihood``). fpi = (num_iter, dF, dF_tol, compute_vfe).
-    Returns the number of iterations (0 for one factor).
+    Returns False, computing nothing, when an outcome or an action is out of range (the caller then
+    lets pymdp raise its own error); else True.
     """
     dt = out.dtype
     eps = dt.type(EPS_VAL)
     M = len(A)
     F = len(B)
+    for m in range(M):
+        if obs[m] < 0 or obs[m] >= A[m].shape[0]:
+            return False
+    if action[0] >= 0:
+        for f in range(F):
+            if action[f] < 0 or action[f] >= B[f].shape[2]:
+                return False
     offsets = factor_offsets(B)
     log_prior = np.empty(offsets[-1], dt)
     if action[0] < 0:
@@ -197,7 +205,7 @@ def infer_states(A, B, prev, action, obs, deps, acc_deps, fpi, out):
         for s in range(out.shape[0]):
             out[s] += log_prior[s]
         _softmax_inplace(out)
-        return 0
+        return True
     q = np.empty(offsets[-1], dt)
     for f in range(F):
         for i in range(offsets[f], offsets[f + 1]):
@@ -225,7 +233,7 @@ def infer_states(A, B, prev, action, obs, deps, acc_deps, fpi, out):
             prev_vfe = vfe
         it += 1
     out[:] = q
-    return it
+    return True
 
 
 @njit(**_JIT)
