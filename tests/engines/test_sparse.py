@@ -363,7 +363,7 @@ def test_belief_history_update_D_and_reset_match_legacy():
                                        inference_algo="VANILLA", factors_to_learn=[1])
     for agent in (legacy, sparse):
         np.random.seed(0)
-        for t, obs in enumerate(gate.observation_sequence(13, [4], 5)):
+        for obs in gate.observation_sequence(13, [4], 5):
             agent.infer_states([int(o) for o in obs])
             agent.infer_policies()
             agent.sample_action()

@@ -17,9 +17,17 @@ cannot disagree. Line numbers: inferactively-pymdp 1.0.4, ``pymdp/legacy/``.
 
 import numpy as np
 
-from pymdpbench.engines.legacy_math import (EPS_VAL, FPI_DEFAULTS, TIE_TOL, action_marginals,  # noqa: F401
-                                            construct_policies, normalise, select_action, select_highest,
-                                            softmax)
+from pymdpbench.engines.legacy_math import (  # noqa: F401
+    EPS_VAL,
+    FPI_DEFAULTS,
+    TIE_TOL,
+    action_marginals,
+    construct_policies,
+    normalise,
+    select_action,
+    select_highest,
+    softmax,
+)
 
 #: Every keyword of ``pymdp.legacy.agent.Agent.__init__`` but A and B, with its default
 #: (``agent.py:33-76``). Written out so that an engine need not import pymdp (over a second, it

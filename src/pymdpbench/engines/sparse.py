@@ -28,13 +28,15 @@ evaluated as a tree of their prefixes, level by level, so a prefix shared by sev
 rolled out and scored once.
 
 Changes after construction take effect at the next call, as in legacy. Assigning A, B, pA or pB
-(the whole object array or one entry, dense or sparse) converts the value to this layout. Values
-derived from A, pA or pB (``h`` of the info gain, ``W(pA)``, ``W(pB)``) are cached together with
-the matrix they came from and a copy of its stored values; each call that needs them checks that
-the matrix, its index arrays (by identity) and its stored values (by content, ``np.array_equal``)
-are unchanged and recomputes them otherwise. The check reads A's values once per
-``infer_policies``: ~50 µs at 65,536 non-zeros, about 4 % of that step (``docs/engines-sparse.md``).
-C, D, E, the policies and the settings are read at every call (ln softmax C cached on C's values).
+(the whole object array or one entry, dense or sparse) converts the value to this layout; each
+call first converts entries assigned into the object arrays since the last one (a type check per
+entry). Nothing is cached from A or B: the kernels read their stored values at every call, and the
+term ``h(s) = sum_o A ln(A + e^-16)`` of the state info gain is computed inside the planning kernel
+for the states legacy keeps (q(s) > e^-16), so an in-place edit of A's values cannot leave it
+stale. ``W(pA)`` and ``W(pB)`` (parameter info gain only) are cached with the matrix they came from
+and a copy of its stored values, and recomputed when either differs (:class:`_Derived`). C, D, E,
+the policies and the settings are read at every call (ln softmax C cached on C's values, the
+policy tree on the policies'). Costs: ``docs/engines-sparse.md``.
 
 Not supported, refused by :meth:`Agent.supports` and the constructor alike (:attr:`Agent.not_implemented`):
 MMP (``inference_algo``, ``inference_horizon``), sophisticated and inductive (``H``) inference.
@@ -47,8 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pymdpbench.engines.base import LegacyAgent, check_factor_lists, obj_array, resolve_indices
-from pymdpbench.engines.legacy_math import (EPS_VAL, EXP_M16, LOG_EPS, joint_log_likelihood, log_preferences,
-                                            softmax)
+from pymdpbench.engines.legacy_math import EPS_VAL, LOG_EPS, joint_log_likelihood, log_preferences, softmax
 
 
 def _canonical(matrix, shape, name, layout):
@@ -264,14 +265,6 @@ def column_normalise(matrix):
     return _with_data(matrix, matrix.data / column_sums(matrix)[entry_columns(matrix)])
 
 
-def neg_entropy_per_column(matrix):
-    """h(s) = sum_o A[o, s] ln(A[o, s] + exp(-16)) over the stored entries; a zero adds 0 ln(exp(-16)) = 0."""
-    terms = matrix.data + EXP_M16
-    np.log(terms, out=terms)
-    terms *= matrix.data
-    return column_sums(matrix, terms)
-
-
 def sparse_wnorm_masked(matrix):
     """``legacy_math.wnorm_masked`` on P's stored entries: 1/sum_o(P + 1e-16) - 1/(P + 1e-16), masked to P > 0.
 
@@ -309,14 +302,18 @@ class _Derived:
 
 
 @numba.njit(cache=True)
-def _outcome_terms(indptr, indices, data, X, h, ln_c, out, obar):
+def _outcome_terms(indptr, indices, data, X, ln_c, info_gain, out, obar):
     """Utility and the first part of the state info gain of n predicted state distributions, one pass over A.
 
     A is CSC (No, J): ``indptr`` (J+1,), ``indices`` (nnz,) rows, ``data`` (nnz,). ``X`` (J, n): the n
-    distributions x, one per column. ``h`` (J,): sum_o A ln(A + exp(-16)). ``ln_c`` (No,): ln(softmax(C) + 1e-16).
-    Writes ``out[0, k] = (A x_k) . ln_c = x_k . (A^T ln_c)`` and ``out[1, k] = w_k . h`` with
-    ``w_k = x_k [x_k > exp(-16)]`` (legacy's truncation), and ``obar[:, k] = A w_k`` (No, n); the caller
-    subtracts ``obar . ln(obar + 1e-16)``, vectorised (numba's log is ~5x slower than numpy's here).
+    distributions x, one per column. ``ln_c`` (No,): ln(softmax(C) + 1e-16). Writes
+    ``out[0, k] = (A x_k) . ln_c = x_k . (A^T ln_c)`` and, if ``info_gain``, ``out[1, k] = w_k . h`` with
+    ``w_k = x_k [x_k > exp(-16)]`` (legacy's truncation) and ``h(s) = sum_o A[o, s] ln(A[o, s] + exp(-16))``,
+    and ``obar[:, k] = A w_k`` (No, n); the caller subtracts ``obar . ln(obar + 1e-16)``.
+
+    h(s) is computed here, from A's current values, for the states some w_k keeps -- as legacy's
+    ``spm_MDP_G`` does (``legacy/maths.py:547-568``) -- so it can never be stale, and beliefs
+    concentrated on a few states cost a few logarithms.
     """
     J, n = X.shape
     threshold = np.exp(-16.0)
@@ -327,16 +324,23 @@ def _outcome_terms(indptr, indices, data, X, h, ln_c, out, obar):
         c = 0.0
         for j in range(indptr[s], indptr[s + 1]):
             c += data[j] * ln_c[indices[j]]
+        kept = False
         for k in range(n):
             x = X[s, k]
-            w[k] = x if x > threshold else 0.0
             out[0, k] += x * c
-            out[1, k] += w[k] * h[s]
+            w[k] = x if x > threshold and info_gain else 0.0
+            kept = kept or w[k] > 0.0
+        if not kept:
+            continue
+        h = 0.0
         for j in range(indptr[s], indptr[s + 1]):
-            o = indices[j]
             a = data[j]
+            h += a * np.log(a + threshold)
+            o = indices[j]
             for k in range(n):
                 obar[o, k] += w[k] * a
+        for k in range(n):
+            out[1, k] += w[k] * h
 
 
 @numba.njit(cache=True)
@@ -353,6 +357,22 @@ def _transition(indptr, indices, data, X, parents, children, out):
             for j in range(indptr[r], indptr[r + 1]):
                 total += data[j] * X[indices[j], p]
             out[r, children[k]] = total
+
+
+#: rows of ō per block in :func:`_outcome_entropy_term` (its temporary is this many rows, not all No).
+ENTROPY_BLOCK_ROWS = 2048
+
+
+def _outcome_entropy_term(obar):
+    """Per column k, sum_o ō[o, k] ln(ō[o, k] + 1e-16) (``legacy/maths.py:571``), in blocks of rows so
+    that the temporary ln(ō + 1e-16) stays small next to ō."""
+    total = np.zeros(obar.shape[1])
+    for start in range(0, obar.shape[0], ENTROPY_BLOCK_ROWS):
+        block = obar[start:start + ENTROPY_BLOCK_ROWS]
+        log_block = block + EPS_VAL
+        np.log(log_block, out=log_block)
+        total += np.einsum("ok,ok->k", block, log_block)
+    return total
 
 
 def _contract(ll, qs, keep):
@@ -671,20 +691,14 @@ class Agent(LegacyAgent):
     def _outcome_value(self, m, x, ln_c):
         """Utility plus state info gain of modality m for each column of ``x`` (joint states, n)."""
         A = self.A[m].matrix
-        if self.use_states_info_gain:
-            h = self._cached("h", m, neg_entropy_per_column, A)
-        else:
-            h = np.zeros(A.shape[1])
         terms = np.empty((2, x.shape[1]))
         obar = np.empty((A.shape[0], x.shape[1]))
-        _outcome_terms(A.indptr, A.indices, A.data, x, h, ln_c, terms, obar)
+        _outcome_terms(A.indptr, A.indices, A.data, x, ln_c, bool(self.use_states_info_gain), terms, obar)
         value = np.zeros(x.shape[1])
         if self.use_utility:
             value += terms[0]
         if self.use_states_info_gain:
-            log_obar = obar + EPS_VAL
-            np.log(log_obar, out=log_obar)
-            value += terms[1] - np.einsum("ok,ok->k", obar, log_obar)
+            value += terms[1] - _outcome_entropy_term(obar)
         return value
 
     def _transition_gain(self, parents, children, level):
