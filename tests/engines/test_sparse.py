@@ -471,6 +471,24 @@ def test_a_change_after_construction_takes_effect_as_in_legacy(name):
              policy_len=2, use_param_info_gain=name != "use_param_info_gain")
 
 
+def test_features_switched_on_after_construction_are_refused_by_name():
+    agent = Agent(**random_model(0, [3], [2], [2]).agent_kwargs())
+    agent.inference_algo = "MMP"
+    with pytest.raises(ValueError, match="inference_algo.*marginal message passing"):
+        agent.infer_states([0])
+    agent.inference_algo = "VANILLA"
+    agent.sophisticated = True
+    with pytest.raises(ValueError, match="sophisticated"):
+        agent.infer_policies()
+
+
+def test_warmup_compiles_and_leaves_the_rng_alone():
+    np.random.seed(3)
+    state = np.random.get_state()[1].copy()
+    assert Agent.warmup() >= 0
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
 def test_assigned_arrays_are_held_sparse_and_wrong_shapes_refused():
     model = random_model(22, [6, 2], [5, 3], [3, 2])
     agent = Agent(**model.agent_kwargs())

@@ -48,7 +48,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from pymdpbench.engines.base import LegacyAgent, check_factor_lists, obj_array, resolve_indices
+from pymdpbench.engines.base import LegacyAgent, check_factor_lists, describe, is_default, obj_array, resolve_indices
 from pymdpbench.engines.legacy_math import EPS_VAL, LOG_EPS, joint_log_likelihood, log_preferences, softmax
 
 
@@ -511,7 +511,13 @@ class Agent(LegacyAgent):
                   doc="Dirichlet counts over B (None, or as B).")
 
     def _sync(self):
-        """Convert entries assigned into the object arrays since the last call (``agent.A[0] = dense``)."""
+        """Refuse MMP or sophisticated inference switched on after construction (legacy reads both
+        settings at each call); convert entries assigned into the object arrays since the last call
+        (``agent.A[0] = dense``)."""
+        for name in ("inference_algo", "sophisticated"):
+            if not is_default(name, getattr(self, name)):
+                raise ValueError(f"{name} was set to {describe(getattr(self, name))} after construction: "
+                                 f"{self.not_implemented[name]} is not supported by {__name__}.Agent")
         for name, kind, convert in (("_A", SparseLikelihood, self._likelihoods),
                                     ("_B", SparseTransitions, self._transitions),
                                     ("_pA", SparseLikelihood, self._likelihoods),
@@ -529,12 +535,29 @@ class Agent(LegacyAgent):
             cache = caches[(kind, index)] = _Derived(function)
         return cache(matrix)
 
-    # -- what the engine runs --------------------------------------------------------------
-
     @classmethod
-    def model_refusals(cls, options):
-        """Nothing beyond the keywords: every VANILLA model runs (its joint state grid must fit in memory)."""
-        return []
+    def warmup(cls):
+        """Compile (or load from numba's disk cache) the kernels on a tiny model; seconds taken.
+        numpy's global RNG is left as it was."""
+        import time
+
+        from pymdpbench.models import random_model
+
+        start = time.perf_counter()
+        state = np.random.get_state()
+        try:
+            model = random_model(0, [3, 2], [2], [2, 1], dirichlet=True)
+            agent = cls(**model.agent_kwargs(), use_param_info_gain=True)
+            for obs in ([0], [1]):
+                qs_prev = agent.qs
+                agent.infer_states(obs)
+                agent.infer_policies()
+                agent.sample_action()
+                agent.update_A(obs)
+                agent.update_B(qs_prev)
+        finally:
+            np.random.set_state(state)
+        return time.perf_counter() - start
 
     # -- perception ------------------------------------------------------------------------
 
