@@ -74,12 +74,13 @@ class Agent(PymdpAgent):
         return np.ascontiguousarray(np.asarray(array, dtype=self.dtype)).reshape(shape), False
 
     def _field(self, name, shape_of):
-        """The tuple of kernel views of model field ``name`` (A, B, C, D, pA, pB), cached while the same
+        """The tuple of kernel views of model field ``name`` (A, B, C, pA, pB), cached while the same
         arrays are in place. ``shape_of(i, array)`` gives the kernel shape or None when unusable."""
-        source = self.__dict__.get(name)
-        cache = self.__dict__.setdefault("_views", {})
-        views = cache.get(name)
-        if views is not None and views.valid_for(source):
+        d = self.__dict__
+        source = d.get(name)
+        views = d["_views"].get(name) if "_views" in d else None
+        if (views is not None and source is views.source and not views.volatile
+                and len(source) == len(views.items) and all(map(operator.is_, source, views.items))):
             return views.arrays
         if source is None:
             return None
@@ -93,7 +94,7 @@ class Agent(PymdpAgent):
             arrays.append(array)
             volatile |= not is_view
         arrays = tuple(arrays)
-        cache[name] = _Views(source, items, arrays, volatile)
+        d.setdefault("_views", {})[name] = _Views(source, items, arrays, volatile)
         return arrays
 
     def _structure(self):
@@ -139,7 +140,21 @@ class Agent(PymdpAgent):
         for fl in afl + mb_afl:
             if not fl or not all(isinstance(f, (int, np.integer)) and 0 <= f < F for f in fl):
                 return None
+        def a_shape(m, a):
+            shape = np.shape(a)
+            if m >= len(afl) or len(shape) < 2 or any(
+                    shape[1:] != tuple(num_states[f] for f in fl[m]) for fl in (afl, mb_afl)):
+                return None
+            return (shape[0], -1)
+
+        b_shapes = [(num_states[f], int(np.prod([num_states[g] for g in fl])), num_controls[f])
+                    for f, fl in enumerate(bfl)]
+
+        def b_shape(f, b):
+            return b_shapes[f]
+
         return {
+            "a_shape": a_shape, "b_shape": b_shape,
             "num_states": num_states, "num_controls": np.array(num_controls, dtype=np.int64),
             "a_sizes": [int(np.prod([num_states[f] for f in fl])) for fl in afl],
             "deps": deps(afl), "state_deps": deps(mb_afl), "acc_deps": deps([sorted(fl) for fl in mb_afl]),
@@ -147,22 +162,13 @@ class Agent(PymdpAgent):
             "no_action": np.full(F, -1, dtype=np.int64),
         }
 
-    def _model(self, structure, factor_lists):
-        """(A, B) kernel views, or None."""
-        num_states = structure["num_states"]
-
-        def a_shape(m, a):
-            if m >= len(factor_lists) or np.shape(a) != (np.shape(a)[0], *(num_states[f] for f in factor_lists[m])):
-                return None
-            return (np.shape(a)[0], -1)
-
-        def b_shape(f, b):
-            return (num_states[f], structure["b_sizes"][f], int(structure["num_controls"][f]))
-
-        A = self._field("A", a_shape)
-        if A is None or len(A) != len(factor_lists):
+    def _model(self, structure):
+        """(A, B) kernel views, or None. A must fit both factor lists pymdp reads (``A_factor_list``
+        for planning, ``mb_dict`` for inference), else pymdp runs."""
+        A = self._field("A", structure["a_shape"])
+        if A is None or len(A) != len(structure["a_sizes"]):
             return None
-        B = self._field("B", b_shape)
+        B = self._field("B", structure["b_shape"])
         return (A, B) if B is not None else None
 
     def _vectors(self, arrays, sizes):
@@ -196,7 +202,7 @@ class Agent(PymdpAgent):
         structure = self._structure()
         if structure is None:
             return None
-        model = self._model(structure, self.mb_dict["A_factor_list"])
+        model = self._model(structure)
         params = self.inference_params
         if model is None or not isinstance(params, dict) or set(params) != set(FPI_DEFAULTS):
             return None
@@ -214,7 +220,7 @@ class Agent(PymdpAgent):
             if not isinstance(action, np.ndarray) or action.shape != (len(num_states),):
                 return None
             action = action.astype(np.int64)
-            if np.any(action < 0):
+            if action.min() < 0:
                 return None  # pymdp would index B from the end
         if prev is None:
             return None
@@ -279,7 +285,7 @@ class Agent(PymdpAgent):
         structure = self._structure()
         if structure is None:
             return None
-        model = self._model(structure, self.A_factor_list)
+        model = self._model(structure)
         policies = self._policy_array(structure)
         qs = self._vectors(self.qs, structure["num_states"])
         if model is None or policies is None or qs is None:
