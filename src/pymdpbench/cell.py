@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 
 from pymdpbench import gate, harness, results, stats
-from pymdpbench.engines import get_engine
+from pymdpbench.engines import get_engine, traits
 from pymdpbench.models import validate_model
 from pymdpbench.resources import estimated_bytes
 from pymdpbench.studies import get_study
@@ -87,7 +87,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
         except (gate.TrajectoryError, FloatingPointError) as err:
             raise gate.TrajectoryError(f"{err}; {gate.REFERENCE_ADVICE}") from err
     forced = None
-    if reference is not None and getattr(Agent, "replays_reference_actions", False):
+    if reference is not None and traits(engine or variant).rng != "numpy":  # its own generator: replay
         forced = reference.actions
     trajectory = gate.run_trajectory(agent, observations, action_seed, learning=study.gate_learning,
                                      forced_actions=forced)
@@ -95,7 +95,7 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     trajectory.check_shapes(f"engine {variant}", *shape)
     if write_reference is not None:
         trajectory.save(write_reference, owner)
-    row.update(_gate_row(Agent, trajectory, reference, absent))
+    row.update(_gate_row(traits(engine or variant).tolerance, trajectory, reference, absent))
 
     cycle = itertools.cycle(observations)
     step = lambda: study.step(agent, [int(o) for o in next(cycle)])  # noqa: E731
@@ -134,13 +134,12 @@ def write_cell(out_path, **cell):
     return row
 
 
-def _gate_row(Agent, trajectory, reference, absent=""):
+def _gate_row(tolerance, trajectory, reference, absent=""):
     """Deviation from the reference trajectory and pass/fail; the reference itself passes trivially.
 
     ``absent``: why the point has no reference (its standard cell was skipped); the gate columns
     then stay null, and the reason says so.
     """
-    tolerance = getattr(Agent, "tolerance", gate.TOLERANCE["float64"])
     if absent:
         return {"tolerance": tolerance, "gate_pass": None, "reason": f"no reference: {absent}"}
     dev = gate.deviation(reference if reference is not None else trajectory, trajectory)

@@ -6,15 +6,15 @@ Light on imports on purpose: Snakemake evaluates these for every job while it bu
 
 import math
 
-#: bytes per stored matrix entry, for the resource guard (sparse: value + column index, times density).
-BYTES_PER_ENTRY = {"float32": 4, "sparse": 12}
+from pymdpbench.engines import traits
 
 
 def estimated_bytes(study, point, variant):
-    """Model bytes this variant would hold for the point, before anything is built."""
+    """Model bytes this variant would hold for the point, before anything is built: the engine's
+    bytes per stored entry, times the density for an engine that stores only non-zeros."""
     entries, density = study.model_entries(point)
-    per_entry = BYTES_PER_ENTRY.get(variant, 8)
-    return int(entries * per_entry * (density if variant == "sparse" else 1.0))
+    declared = traits(variant)
+    return int(entries * declared.bytes_per_entry * (density if declared.storage == "sparse" else 1.0))
 
 
 #: MiB a cell process holds before its model: interpreter, numpy, scipy, numba, JAX (measured RSS

@@ -70,9 +70,12 @@ def get_engine(variant):
 
 
 def traits(variant):
-    """The :class:`Traits` of a variant: from the registry for a registered name (no import), else
-    the class's own ``traits`` attribute (defaults if it declares none)."""
+    """The :class:`Traits` of a variant: from the registry for a registered name (no import); for a
+    "module:Class" path, the class's own ``traits`` attribute; else (a name known only to a
+    configuration, e.g. while Snakemake estimates resources) the defaults."""
     if variant in TRAITS:
         return TRAITS[variant]
+    if ":" not in variant:
+        return Traits()
     declared = getattr(get_engine(variant), "traits", None)
     return declared if isinstance(declared, Traits) else Traits()

@@ -30,6 +30,7 @@ variants still run and record ``gate_pass`` null with the reason.
 
 import math
 
+from pymdpbench.engines import traits
 from pymdpbench.models import random_model, sparse_model
 from pymdpbench.studies.base import SizeGrid, exact_number
 
@@ -86,8 +87,8 @@ class Memory(SizeGrid):
         """The study's own cap, with the same estimate as the run's resource guard."""
         from pymdpbench.resources import estimated_bytes
 
-        if point["density"] is None and variant != "sparse":
-            return False, "structured sparse model: built sparse, for the sparse variant only"
+        if point["density"] is None and traits(variant).storage != "sparse":
+            return False, "structured sparse model: built sparse, for engines that store sparse matrices only"
         cap_mb = point.get("memory_cap_mb")
         needed = estimated_bytes(self, point, variant)
         if cap_mb is not None and needed > cap_mb * 2**20:

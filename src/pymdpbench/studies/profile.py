@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pymdpbench import gate
+from pymdpbench.engines import traits
 from pymdpbench.studies.base import SizeGrid
 
 
@@ -94,8 +95,8 @@ class Profile(SizeGrid):
     def supports(self, point, variant):
         """JAX is left out: cProfile sees one opaque call into compiled XLA code, which says nothing
         about where its time goes (use JAX's own profiler for that)."""
-        if variant == "jax":
-            return False, "cProfile cannot see inside XLA-compiled code"
+        if not traits(variant).profilable:
+            return False, "cProfile cannot see inside this engine's compiled code"
         return True, ""
 
     def points(self, settings):
