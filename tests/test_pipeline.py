@@ -48,6 +48,30 @@ def test_figures_tables_and_manifest(run):
     assert manifest["config"]["seed"] == 3
     assert "--configfile c.yaml" in manifest["command"]
     assert manifest["environment"]["version_numpy"]
+    assert manifest["environment"]["distributions"]["snakemake"] and manifest["environment"]["blas"]
+    record = json.loads((run / "results/paper/run.json").read_text())
+    assert record["config"]["seed"] == 3 and record["environment"]["host"] == manifest["environment"]["host"]
+
+
+@pytest.mark.slow
+def test_run_is_archived_with_benchmarks_and_host(run):
+    """The successful run is kept under results/runs/<run_id>/; Snakemake's benchmark file of every
+    cell job is there; every row names its host; `pymdpbench runs` lists the run."""
+    import subprocess
+    import sys
+
+    manifest = json.loads((run / "results/manifest.json").read_text())
+    archived = run / "results/runs" / manifest["run_id"]
+    assert json.loads((archived / "manifest.json").read_text()) == manifest
+    for name in ("inference.parquet", "planning.parquet", "tables/inference.tex", "figures/inference/scaling.png",
+                 "paper/numbers.tex", "benchmarks/inference/s3-o2-a2-h1/numba.tsv"):
+        assert (archived / name).stat().st_size > 0, name
+    benchmark = pd.read_csv(run / "results/benchmarks/planning/s3-o2-a2-h2/standard.tsv", sep="\t")
+    assert benchmark["s"].iloc[0] > 0 and "max_rss" in benchmark
+    rows = pd.read_parquet(archived / "inference.parquet")
+    assert rows["host"].notna().all() and (rows["processes"] == 1).all()
+    listed = subprocess.run([sys.executable, "-m", "pymdpbench", "runs"], cwd=run, capture_output=True, text=True)
+    assert manifest["run_id"] in listed.stdout and "inference,planning" in listed.stdout
 
 
 @pytest.mark.slow

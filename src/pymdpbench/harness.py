@@ -321,6 +321,18 @@ def timing_across_processes(row, cell):
     return stats.across_processes(per_process, timing["unstable_iqr_ratio"], seed=row["seed"] % 2**32)
 
 
+def write_run_record(path, config, config_files):
+    """The run's record for the report: config files, config as used, environment. (The command
+    line is the manifest's: as a job parameter it would rerun this job whenever a flag changes.)"""
+    import json
+
+    from pymdpbench.results import write_text
+
+    record = {"config_files": list(config_files), "config": config, "environment": environment()}
+    write_text(path, json.dumps(record, indent=2, default=str) + "\n")
+    return record
+
+
 def write_manifest(path, command, config, profile, config_files, started, ended, cell_threads=None):
     """``results/manifest.json``: everything a stranger needs to rerun this run the same way; then
     the run is archived under ``results/runs/<run_id>/`` (``pymdpbench.runs.archive``).

@@ -1,5 +1,6 @@
-# Cells -> study tables -> figures, tables (markdown, LaTeX), headline numbers. Every figure and
-# table is marked for `snakemake --report`, captioned from workflow/report/. They take seconds and
+# Cells -> study tables -> figures, tables (markdown, LaTeX), headline numbers, the run record.
+# Every figure, table, merged Parquet file and the record are marked for `snakemake --report`,
+# captioned from workflow/report/. They take seconds and
 # run where Snakemake runs, never as cluster jobs.
 
 
@@ -14,7 +15,13 @@ rule merge:
     input:
         cell_files,
     output:
-        "results/{study}.parquet",
+        report(
+            "results/{study}.parquet",
+            caption="../report/data.rst",
+            category="{study}",
+            subcategory="data",
+            labels={"study": "{study}", "file": "merged Parquet"},
+        ),
     log:
         "results/logs/{study}/merge.log",
     params:
@@ -52,7 +59,13 @@ rule table:
             subcategory="tables",
             labels={"study": "{study}", "table": "markdown"},
         ),
-        latex="results/tables/{study}.tex",
+        latex=report(
+            "results/tables/{study}.tex",
+            caption="../report/table.rst",
+            category="{study}",
+            subcategory="tables",
+            labels={"study": "{study}", "table": "LaTeX"},
+        ),
     log:
         "results/logs/{study}/table.log",
     script:
@@ -69,8 +82,22 @@ rule numbers:
             category="paper",
             labels={"file": "numbers.json"},
         ),
-        tex="results/paper/numbers.tex",
+        tex=report(
+            "results/paper/numbers.tex",
+            caption="../report/numbers.rst",
+            category="paper",
+            labels={"file": "numbers.tex"},
+        ),
+        record=report(
+            "results/paper/run.json",
+            caption="../report/run.rst",
+            category="paper",
+            labels={"file": "run.json (manifest)"},
+        ),
     log:
         "results/logs/numbers.log",
+    params:
+        config=config,
+        config_files=workflow.overwrite_configfiles or ["config/config.yaml"],
     script:
         "../../scripts/headline_numbers.py"
