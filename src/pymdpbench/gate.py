@@ -145,7 +145,7 @@ def run_trajectory(agent, observations, action_seed, learning=None, forced_actio
     for t, obs in enumerate(observations):
         obs = [int(o) for o in obs]
         qs_prev = copy.deepcopy(agent.qs)
-        qs = agent.infer_states(obs)
+        qs = current_beliefs(agent, agent.infer_states(obs))
         if learning == "pre":
             _learn(agent, obs, qs_prev, t)
         q_pi, G = agent.infer_policies()
@@ -161,6 +161,17 @@ def run_trajectory(agent, observations, action_seed, learning=None, forced_actio
         if learning == "post":
             _learn(agent, obs, qs_prev, t)
     return Trajectory(**{k: np.array(v) for k, v in records.items()})
+
+
+def current_beliefs(agent, qs):
+    """One belief per factor about the current step: ``qs`` itself, or for MMP (whose ``qs[p][tau][f]``
+    holds beliefs per policy over the inference window, ``legacy/agent.py:349-394``) the average over
+    policies of the beliefs about the current step, ``qs[p][-(policy_len + 1)]`` (the first belief of
+    ``get_future_qs``, ``legacy/agent.py``). q_pi and G, compared too, depend on every policy's beliefs."""
+    if getattr(agent, "inference_algo", "VANILLA") != "MMP":
+        return qs
+    current = [qs_p[-(agent.policy_len + 1)] for qs_p in qs]
+    return [np.mean([np.asarray(c[f], dtype=float) for c in current], axis=0) for f in range(len(current[0]))]
 
 
 def check_outputs(agent, t, qs, q_pi, G, action):
