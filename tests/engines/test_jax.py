@@ -422,7 +422,7 @@ def set_policies_in_place(agent):
 
 #: (attribute named in the error, model, options, edit, the call that must refuse it)
 REFUSALS = [
-    ("policy_len", PLAIN, {}, lambda a: setattr(a, "policy_len", 2), "infer_states"),
+    ("policy_len", PLAIN, {}, lambda a: setattr(a, "policy_len", 2), "infer_policies"),
     ("policies", PLAIN, {}, lambda a: setattr(a, "policies", a.policies[:2].copy()), "infer_policies"),
     ("policies", PLAIN, {}, set_policies_in_place, "sample_action"),
     ("num_controls", PLAIN, {}, lambda a: setattr(a, "num_controls", [2]), "sample_action"),

@@ -113,20 +113,20 @@ FIXED = ("policy_len", "num_controls", "num_obs", "num_states", "num_factors", "
 REBUILT = ("gamma", "alpha", "use_utility", "use_states_info_gain", "use_param_info_gain", "action_selection",
            "sampling_mode", "modalities_to_learn", "factors_to_learn", "inference_params")
 
-#: Every setting, compared by value at every call (one C-level tuple comparison when none changed).
-SETTINGS = REBUILT + FIXED
-_get_settings = operator.attrgetter(*SETTINGS)
-
-#: The arrays each public method's compiled code reads, compared by content at each of its calls:
-#: (model arrays, only while they have a numpy form, see ``_ModelArray``; other array attributes).
+#: What each public method's compiled code reads, compared at each of its calls: (settings, by
+#: value; model arrays, by content while they have a numpy form, see ``_ModelArray``; other arrays,
+#: by content). ``None``: everything (``warmup``).
 READS = {
-    "infer_states": (("A", "B"), ("D",)),
-    "infer_policies": (("A", "B"), ("C", "E", "policies")),
-    "sample_action": ((), ("policies",)),
-    "update_A": (("A", "pA"), ()),
-    "update_B": (("B", "pB"), ()),
-    None: (MODEL_FIELDS, ("C", "D", "E", "policies")),  # all of them
+    "infer_states": (("inference_params", "A_factor_list", "B_factor_list", "inference_algo", "pD", "num_obs",
+                      "num_states", "num_factors", "num_modalities"), ("A", "B"), ("D",)),
+    "infer_policies": (("gamma", "use_utility", "use_states_info_gain", "use_param_info_gain", "policy_len",
+                        "sophisticated", "H", "I", "A_factor_list", "B_factor_list"), ("A", "B"), ("C", "E", "policies")),
+    "sample_action": (("alpha", "action_selection", "sampling_mode", "num_controls", "policy_len"), (), ("policies",)),
+    "update_A": (("modalities_to_learn", "A_factor_list"), ("A", "pA"), ()),
+    "update_B": (("factors_to_learn", "B_factor_list", "num_controls"), ("B", "pB"), ()),
+    None: (REBUILT + FIXED, MODEL_FIELDS, ("C", "D", "E", "policies")),
 }
+_GET_SETTINGS = {method: operator.attrgetter(*names) for method, (names, _, _) in READS.items()}
 ARRAYS = ("A", "B", "C", "D", "E", "pA", "pB", "policies")
 
 
@@ -329,14 +329,14 @@ class Agent(LegacyAgent):
     def _sync(self, method=None):
         """Apply every change since the last call that ``method``'s compiled code reads (all, if
         None), or refuse it, naming the attribute."""
+        names, models, others = READS[method]
         try:
-            settings_same = _get_settings(self) == self._settings_seen
+            settings_same = _GET_SETTINGS[method](self) == self._settings_seen[method]
         except (TypeError, ValueError):  # an array-valued setting: compare frozen copies
             settings_same = False
         changed = [] if settings_same else [
-            name for name, seen in zip(SETTINGS, self._settings_frozen) if _freeze(getattr(self, name)) != seen]
+            name for name in names if _freeze(getattr(self, name)) != self._settings_frozen[name]]
         views, seen = self.__dict__["_views"], self._arrays_seen
-        models, others = READS[method]
         for name in models:
             if name in views and _array_key(views[name]) != seen.get(name):
                 changed.append(name)
@@ -349,9 +349,8 @@ class Agent(LegacyAgent):
             self._save_settings()
 
     def _save_settings(self):
-        values = _get_settings(self)
-        self._settings_seen = copy.deepcopy(values)
-        self._settings_frozen = [_freeze(v) for v in values]
+        self._settings_seen = {method: copy.deepcopy(get(self)) for method, get in _GET_SETTINGS.items()}
+        self._settings_frozen = {name: _freeze(getattr(self, name)) for name in READS[None][0]}
 
     def _apply(self, changed):
         fixed = [name for name in changed if name in FIXED or name == "policies"]
