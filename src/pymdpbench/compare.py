@@ -102,18 +102,6 @@ ENVIRONMENT_KEYS = ("host", "cpu_model", "cpu_count", "ram_bytes", "platform", "
                     "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "XLA_FLAGS")
 
 
-def _timing_units(row):
-    """The independent timing units of a row: one median per process when the row was timed in
-    several fresh processes (samples of one process are not independent of each other), else the
-    raw samples."""
-    samples = np.asarray(row["samples_s"], dtype=float)
-    process = row.get("sample_process")
-    if process is not None and len(process) == len(samples) and len(set(process)) > 1:
-        process = np.asarray(process)
-        return np.array([np.median(samples[process == p]) for p in np.unique(process)])
-    return samples
-
-
 def compare_runs(old, new, threshold=0.1, alpha=0.05, seed=0):
     """Per (study, cell, variant) timed in both runs: ratio = median time new / old, its bootstrap
     95 % CI and a Mann–Whitney U p-value (Benjamini–Hochberg adjusted over all pairs), and a verdict:
@@ -140,7 +128,8 @@ def compare_runs(old, new, threshold=0.1, alpha=0.05, seed=0):
     records = []
     for key in sorted(set(a.index) & set(b.index)):
         ra, rb = a.loc[key], b.loc[key]
-        result = stats.speedup(_timing_units(rb), _timing_units(ra), seed=seed)
+        result = stats.speedup(stats.timing_units(rb["samples_s"], rb.get("sample_process")),
+                               stats.timing_units(ra["samples_s"], ra.get("sample_process")), seed=seed)
         records.append({**dict(zip(keys, key)), "old_s": float(np.median(ra["samples_s"])),
                         "new_s": float(np.median(rb["samples_s"])), "ratio": result["speedup"],
                         "ratio_ci_low": result["speedup_ci_low"], "ratio_ci_high": result["speedup_ci_high"],

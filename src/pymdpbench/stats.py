@@ -73,6 +73,17 @@ def wilson_interval(rate, n, z=1.96):
     return centre - half, centre + half
 
 
+def timing_units(samples, sample_process=None):
+    """The independent units of a row's timing: one median per process when it was timed in several
+    fresh processes (the samples of one process are not independent of each other), else the raw
+    samples. What speed-ups and run comparisons test and resample."""
+    x = np.asarray(samples, dtype=float)
+    if sample_process is None or len(sample_process) != len(x) or len(set(sample_process)) < 2:
+        return x
+    process = np.asarray(sample_process)
+    return np.array([np.median(x[process == p]) for p in np.unique(process)])
+
+
 def across_processes(samples_per_process, unstable_iqr_ratio, seed=0):
     """Summary of a cell timed in several fresh processes (one list of samples per process).
 

@@ -20,7 +20,8 @@ def load(path):
 
 def speedups(df):
     """One row per (cell, variant other than standard) that ran: speed-up over standard with its
-    bootstrap CI, Mann–Whitney p-value and Benjamini–Hochberg adjusted p-value over all comparisons.
+    bootstrap CI, Mann–Whitney p-value and Benjamini–Hochberg adjusted p-value over all comparisons
+    (on per-process medians where the cells were timed in several processes).
 
     Only cells that passed the correctness gate get a speed-up; a failed cell keeps NaN and
     ``gate_pass = False``, so it is listed, never dropped, and never counted.
@@ -36,7 +37,9 @@ def speedups(df):
         entry = {"study": row["study"], "cell": row["cell"], "variant": row["variant"],
                  **{c: row[c] for c in point_columns}, "gate_pass": bool(row["gate_pass"])}
         if row["gate_pass"]:
-            entry.update(stats.speedup(base["samples_s"], row["samples_s"], seed=int(row["seed"]) % 2**32))
+            entry.update(stats.speedup(stats.timing_units(base["samples_s"], base.get("sample_process")),
+                                       stats.timing_units(row["samples_s"], row.get("sample_process")),
+                                       seed=int(row["seed"]) % 2**32))
         else:
             entry.update({"speedup": np.nan, "speedup_ci_low": np.nan, "speedup_ci_high": np.nan, "p_value": np.nan})
         out.append(entry)
