@@ -37,3 +37,16 @@ def test_model_entries_match_the_built_model():
     model = study.build_model(point, seed=3)
     assert entries * 8 == model.nbytes
     assert density == 1.0
+
+
+def test_policy_count_of_every_study_matches_its_options():
+    """The size guard's count; learning's is known without building the T-maze."""
+    from pymdpbench.checks import policy_count
+
+    learning = get_study("learning")
+    point = learning.points({"configs": [{"lr": 0.1, "param_info_gain": True}], "episodes": 2, "steps": 2, "runs": 1,
+                             "horizon": 2, "prior_concentration": 1.0, "pB_noise": 0.25,
+                             "reward_probability": 0.98})[0]
+    assert learning.policy_count(point) == policy_count(learning.options(point)) == 16
+    planning = get_study("planning")
+    assert planning.policy_count(planning.point(8, 6, 4, 3)) == 64
