@@ -458,6 +458,11 @@ MUTATIONS = {
         [normalise(np.asarray(b.toarray() if hasattr(b, "toarray") else b) ** 2) for b in agent.pB])),
     "B entry assigned dense": lambda agent: agent.B.__setitem__(1, np.stack([np.eye(2)[::-1]] * 2, axis=-1)),
     "pA data in place": _edit_pA_data_in_place,
+    "pA scaled in place (legacy idiom)": lambda agent: agent.pA.__setitem__(1, agent.pA[1].__imul__(0.5)),
+    "A column assigned (legacy indexing)": lambda agent: agent.A[0].__setitem__((slice(None), 4, 1),
+                                                                                 np.array([0.0, 0.5, 0.0, 0.25, 0.25])),
+    "B column assigned (legacy indexing)": lambda agent: agent.B[0].__setitem__((slice(None), 2, 1, 0),
+                                                                                 np.eye(6)[5]),
     "pB assigned": lambda agent: setattr(agent, "pB", obj_array(
         [(b.toarray() if hasattr(b, "toarray") else b) * 2.0 for b in agent.pB])),
 }
@@ -501,6 +506,17 @@ def test_assigned_arrays_are_held_sparse_and_wrong_shapes_refused():
         agent.A = obj_array([np.ones((5, 3, 2)) / 5, model.A[1]])
     with pytest.raises(ValueError, match="modalities"):
         agent.A = model.A[:1]
+
+
+def test_sparse_arrays_read_like_legacy_arrays_and_refuse_to_densify_large_ones():
+    model = random_model(23, [4, 3], [5], [2, 2])
+    agent = Agent(**model.agent_kwargs())
+    np.testing.assert_array_equal(np.asarray(agent.A[0]), model.A[0])
+    np.testing.assert_array_equal(agent.B[1][:, :, 1], model.B[1][:, :, 1])
+    np.testing.assert_allclose(agent.A[0] * 2.0, model.A[0] * 2.0)
+    big = sparse_model(0, num_states=9000, num_obs=9000, num_controls=2)
+    with pytest.raises(ValueError, match="A has 81,000,000 entries in its legacy dense form"):
+        big.A[0][0, 0] = 1.0
 
 
 def test_in_place_edits_refresh_the_cached_info_gain_term():

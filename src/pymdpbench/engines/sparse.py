@@ -43,6 +43,7 @@ MMP (``inference_algo``, ``inference_horizon``), sophisticated and inductive (``
 """
 
 import dataclasses
+import operator
 
 import numba
 import numpy as np
@@ -77,11 +78,82 @@ def _nbytes(matrix):
     return int(matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes)
 
 
-class SparseLikelihood:
+#: Entries of the largest legacy (dense) array that ``np.asarray``, indexing or item assignment of a
+#: sparse A or B will build (512 MiB in float64); beyond it they refuse, naming the array.
+DENSE_LIMIT = 2 ** 26
+
+
+class _LegacyIndexing:
+    """The legacy dense array's idioms on a sparse A[m] or B[f], for models small enough to densify:
+    ``np.asarray(x)``, ``x[key]`` (a dense copy) and ``x[key] = value`` (an in-place edit: the
+    stored matrices are rebuilt from the edited dense array)."""
+
+    def _dense(self):
+        size = int(np.prod(self.shape))
+        if size > DENSE_LIMIT:
+            raise ValueError(f"{self.name} has {size:,} entries in its legacy dense form (more than {DENSE_LIMIT:,}): "
+                             "read or edit its sparse matrices instead")
+        return self.toarray()
+
+    def __array__(self, dtype=None, copy=None):
+        dense = self._dense()
+        return dense if dtype is None else dense.astype(dtype, copy=False)
+
+    def __getitem__(self, key):
+        return self._dense()[key]
+
+    def __setitem__(self, key, value):
+        dense = self._dense()
+        dense[key] = value
+        self._store_dense(dense)
+
+    def _in_place(self, op, other):
+        """``x op= other``: a non-zero scalar scales the stored values in place (pattern kept); anything
+        else goes through the dense array."""
+        if np.ndim(other) == 0 and op in (operator.imul, operator.itruediv) and other != 0 and np.isfinite(other):
+            for matrix in self._stored():
+                op(matrix.data, other)
+        else:
+            dense = self._dense()
+            op(dense, other)
+            self._store_dense(dense)
+        return self
+
+    def __imul__(self, other):
+        return self._in_place(operator.imul, other)
+
+    def __itruediv__(self, other):
+        return self._in_place(operator.itruediv, other)
+
+    def __iadd__(self, other):
+        return self._in_place(operator.iadd, other)
+
+    def __isub__(self, other):
+        return self._in_place(operator.isub, other)
+
+    # arithmetic that builds a new array gives the dense legacy array, as legacy's would
+    def __mul__(self, other):
+        return self._dense() * other
+
+    __rmul__ = __mul__
+
+    def __add__(self, other):
+        return self._dense() + other
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self._dense() - other
+
+    def __truediv__(self, other):
+        return self._dense() / other
+
+
+class SparseLikelihood(_LegacyIndexing):
     """A[m] of legacy shape ``(No, *Ns)`` held as one CSC matrix of shape ``(No, prod Ns)``.
 
     Assigning ``.matrix`` (any scipy.sparse matrix or dense 2-D array of that shape) stores it in
-    canonical CSC form.
+    canonical CSC form; so does an item assignment in legacy indexing (``A[m][o, s] = v``).
     """
 
     def __init__(self, matrix, shape=None, name="A"):
@@ -104,12 +176,19 @@ class SparseLikelihood:
         """The dense legacy array (small models only)."""
         return self.matrix.toarray().reshape(self.shape)
 
+    def _store_dense(self, dense):
+        self.matrix = dense.reshape(self.shape[0], -1)
 
-class SparseTransitions:
+    def _stored(self):
+        return (self.matrix,)
+
+
+class SparseTransitions(_LegacyIndexing):
     """B[f] of legacy shape ``(Ns, *Ns_parents, Nu)`` held as one CSR matrix ``(Ns, prod Ns_parents)`` per action.
 
     ``shape`` defaults to ``(Ns, Ns, Nu)`` (a factor that depends on itself only). Assigning
-    ``.matrices`` (a list of per-action matrices) stores them in canonical CSR form.
+    ``.matrices`` (a list of per-action matrices) stores them in canonical CSR form; so does an item
+    assignment in legacy indexing (``B[f][:, :, u] = ...``).
     """
 
     def __init__(self, matrices, shape=None, name="B"):
@@ -136,6 +215,12 @@ class SparseTransitions:
     def toarray(self):
         """The dense legacy array (small models only)."""
         return np.stack([b.toarray().reshape(self.shape[:-1]) for b in self.matrices], axis=-1)
+
+    def _store_dense(self, dense):
+        self.matrices = [dense[..., u].reshape(self.shape[0], -1) for u in range(self.shape[-1])]
+
+    def _stored(self):
+        return self.matrices
 
 
 def as_likelihood(array, states_shape, name):
