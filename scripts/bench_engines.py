@@ -114,13 +114,13 @@ def python_layer_share(rounds):
     out, G, q_pi = np.empty(8), np.empty(len(policies)), np.empty(len(policies))
     p = np.empty((1, 4))
     obs = np.zeros(1, dtype=np.int64)
-    action = np.zeros(1, dtype=np.int64)
+    action = np.zeros(1)
     fpi = np.array([10, 1.0, 0.001, 1.0])
     flags = np.ones(4, dtype=np.bool_)
     flags[2:] = False
 
     def kernels_only():
-        kernels.infer_states(A, B, tuple(agent.qs), action, obs, structure["state_deps"], structure["acc_deps"], fpi, out)
+        kernels.infer_states(A, B, tuple(agent.qs), False, action, obs, structure["state_deps"], structure["acc_deps"], fpi, out)
         kernels.policy_values(A, B, C, snapshot, h, agent.E, tuple(agent.qs), policies, structure["deps"], A, B,
                               flags, 16.0, G, q_pi)
         kernels.choose(q_pi, policies, structure["num_controls"], False, False, 16.0, p)

@@ -159,7 +159,7 @@ class Agent(PymdpAgent):
             "a_sizes": [int(np.prod([num_states[f] for f in fl])) for fl in afl],
             "deps": deps(afl), "state_deps": deps(mb_afl), "acc_deps": deps([sorted(fl) for fl in mb_afl]),
             "b_sizes": [int(np.prod([num_states[g] for g in fl])) for fl in bfl],
-            "no_action": np.full(F, -1, dtype=np.int64),
+            "no_action": np.zeros(F), "total_states": int(sum(num_states)),
         }
 
     def _model(self, structure):
@@ -204,24 +204,28 @@ class Agent(PymdpAgent):
             return None
         model = self._model(structure)
         params = self.inference_params
-        if model is None or not isinstance(params, dict) or set(params) != set(FPI_DEFAULTS):
+        if model is None or not isinstance(params, dict) or params.keys() != FPI_DEFAULTS.keys():
             return None
         A, B = model
         obs = np.asarray(observation)
-        if obs.dtype.kind not in "iu" or obs.shape != (len(A),):
+        if obs.dtype != np.int64:
+            if obs.dtype.kind not in "iu":
+                return None
+            obs = obs.astype(np.int64)
+        if obs.shape != (len(A),):
             return None
         num_states = structure["num_states"]
-        if self.action is None:
+        first = self.action is None
+        if first:
             prev = self._vectors(self.D, num_states)
             action = structure["no_action"]
         else:
-            prev = self._vectors(self.qs, num_states)
+            prev = self._posterior(num_states)
             action = self.action
             if not isinstance(action, np.ndarray) or action.shape != (len(num_states),):
                 return None
-            action = action.astype(np.int64)
-            if action.min() < 0:
-                return None  # pymdp would index B from the end
+            if action.dtype != np.float64:
+                action = action.astype(np.float64)
         if prev is None:
             return None
         key = (params["num_iter"], params["dF"], params["dF_tol"], params["compute_vfe"])
@@ -229,17 +233,29 @@ class Agent(PymdpAgent):
         if cached is None or cached[0] != key:
             cached = (key, np.array([key[0], key[1], key[2], bool(key[3])], dtype=self.dtype))
             self.__dict__["_fpi"] = cached
-        fpi = cached[1]
-        out = np.empty(sum(num_states), dtype=self.dtype)
-        if not kernels.infer_states(A, B, prev, action, obs.astype(np.int64), structure["state_deps"],
-                                    structure["acc_deps"], fpi, out):
-            return None  # an outcome or an action out of range: pymdp's error
+        out = np.empty(structure["total_states"], dtype=self.dtype)
+        if not kernels.infer_states(A, B, prev, first, action, obs, structure["state_deps"],
+                                    structure["acc_deps"], cached[1], out):
+            return None  # an outcome or an action out of range: pymdp computes or raises
         qs = np.empty(len(num_states), dtype=object)
+        parts = []
         start = 0
         for f, n in enumerate(num_states):
-            qs[f] = out[start:start + n]
+            parts.append(out[start:start + n])
+            qs[f] = parts[-1]
             start += n
+        self.__dict__["_qs_parts"] = (qs, tuple(parts))
         return qs
+
+    def _posterior(self, num_states):
+        """``self.qs`` as kernel input: the views of the last compiled posterior while they are in
+        place (an in-place edit of them is in the views), else checked and converted."""
+        qs = self.__dict__.get("qs")
+        cached = self.__dict__.get("_qs_parts")
+        if (cached is not None and qs is cached[0] and len(qs) == len(cached[1])
+                and all(map(operator.is_, qs, cached[1]))):
+            return cached[1]
+        return self._vectors(qs, num_states)
 
     def infer_policies(self):
         """Legacy ``infer_policies`` (``agent.py:608-693``); VANILLA planning compiled, sophisticated,
@@ -287,7 +303,7 @@ class Agent(PymdpAgent):
             return None
         model = self._model(structure)
         policies = self._policy_array(structure)
-        qs = self._vectors(self.qs, structure["num_states"])
+        qs = self._posterior(structure["num_states"])
         if model is None or policies is None or qs is None:
             return None
         A, B = model

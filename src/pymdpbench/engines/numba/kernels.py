@@ -147,17 +147,18 @@ def _neg_entropy_cross(q, log_prior):
 
 
 @njit(**_JIT)
-def infer_states(A, B, prev, action, obs, deps, acc_deps, fpi, out):
+def infer_states(A, B, prev, first, action, obs, deps, acc_deps, fpi, out):
     """Legacy VANILLA state inference (``agent.py:505-520``, ``algos/fpi.py:159-321``) into ``out`` (sum Ns,).
 
-    Prior: ``prev`` itself when ``action[0] < 0`` (D, the first step), else the empirical prior
-    prior_f = B_f[..., a_f] . (x)_{g in B_factor_list[f]} prev_g. LL_m = ln(A_m[o_m] + 1e-16).
+    Prior: ``prev`` itself on the ``first`` step (D), else the empirical prior
+    prior_f = B_f[..., a_f] . (x)_{g in B_factor_list[f]} prev_g with a_f = int(action[f]) (the
+    agent's float action, truncated as pymdp's ``int``). LL_m = ln(A_m[o_m] + 1e-16).
     One factor: q = softmax(sum_m LL_m + ln(prior + 1e-16)). Several: legacy's parallel (Jacobi)
     fixed-point iteration, its dF stop rule and its first free energy without accuracy. ``acc_deps``
     is ``deps`` with each modality's factors in the order legacy's accuracy term reads them (sorted:
     ``legacy_math.joint_log_likelihood``). fpi = (num_iter, dF, dF_tol, compute_vfe).
-    Returns False, computing nothing, when an outcome or an action is out of range (the caller then
-    lets pymdp raise its own error); else True.
+    Returns False, computing nothing, when an outcome or an action is out of range or negative (the
+    caller then lets pymdp compute, or raise its own error); else True.
     """
     dt = out.dtype
     eps = dt.type(EPS_VAL)
@@ -166,13 +167,13 @@ def infer_states(A, B, prev, action, obs, deps, acc_deps, fpi, out):
     for m in range(M):
         if obs[m] < 0 or obs[m] >= A[m].shape[0]:
             return False
-    if action[0] >= 0:
+    if not first:
         for f in range(F):
-            if action[f] < 0 or action[f] >= B[f].shape[2]:
+            if action[f] < 0 or int(action[f]) >= B[f].shape[2]:
                 return False
     offsets = factor_offsets(B)
     log_prior = np.empty(offsets[-1], dt)
-    if action[0] < 0:
+    if first:
         for f in range(F):
             for i in range(prev[f].shape[0]):
                 log_prior[offsets[f] + i] = np.log(prev[f][i] + eps)
@@ -182,7 +183,7 @@ def infer_states(A, B, prev, action, obs, deps, acc_deps, fpi, out):
         for f in range(F):
             n = _kron_into(deps, M + f, packed_prev, offsets, work)
             Bf = B[f]
-            a = action[f]
+            a = int(action[f])
             for s in range(Bf.shape[0]):
                 acc = dt.type(0)
                 for j in range(n):
