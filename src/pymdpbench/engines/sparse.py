@@ -599,10 +599,11 @@ class Agent(LegacyAgent):
         """Refuse MMP or sophisticated inference switched on after construction (legacy reads both
         settings at each call); convert entries assigned into the object arrays since the last call
         (``agent.A[0] = dense``)."""
-        for name in ("inference_algo", "sophisticated"):
-            if not is_default(name, getattr(self, name)):
-                raise ValueError(f"{name} was set to {describe(getattr(self, name))} after construction: "
-                                 f"{self.not_implemented[name]} is not supported by {__name__}.Agent")
+        if self.sophisticated or self.inference_algo not in ("VANILLA", None):
+            for name in ("inference_algo", "sophisticated"):
+                if not is_default(name, getattr(self, name)):
+                    raise ValueError(f"{name} was set to {describe(getattr(self, name))} after construction: "
+                                     f"{self.not_implemented[name]} is not supported by {__name__}.Agent")
         for name, kind, convert in (("_A", SparseLikelihood, self._likelihoods),
                                     ("_B", SparseTransitions, self._transitions),
                                     ("_pA", SparseLikelihood, self._likelihoods),
