@@ -50,7 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pymdpbench.engines.base import LegacyAgent, check_factor_lists, describe, is_default, obj_array, resolve_indices
-from pymdpbench.engines.legacy_math import EPS_VAL, LOG_EPS, joint_log_likelihood, log_preferences, softmax
+from pymdpbench.engines.legacy_math import EPS_VAL, EXP_M16, LOG_EPS, joint_log_likelihood, log_preferences, softmax
 
 
 def _canonical(matrix, shape, name, layout):
@@ -401,7 +401,7 @@ def _outcome_terms(indptr, indices, data, X, ln_c, info_gain, out, obar):
     concentrated on a few states cost a few logarithms.
     """
     J, n = X.shape
-    threshold = np.exp(-16.0)
+    threshold = EXP_M16  # a compile-time constant to numba
     w = np.empty(n)
     out[:] = 0.0
     obar[:] = 0.0
