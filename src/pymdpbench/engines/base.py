@@ -49,12 +49,12 @@ LEGACY_KEYWORDS = {
 #: path (``inference_params`` is overwritten by its defaults, ``agent.py:303-305``; ``use_BMA``,
 #: ``policy_sep_prior``, ``si_*`` and ``ii_*`` are read only by MMP, sophisticated or inductive code).
 NOT_IMPLEMENTED = {
-    "H": "inductive inference (H)",
-    "pD": "learning D (pD, update_D)",
+    "H": "inductive inference",
+    "pD": "learning D (update_D)",
     "policies": "custom policies",
-    "inference_algo": "marginal message passing (inference_algo='MMP')",
-    "inference_horizon": "inference horizons (MMP)",
-    "save_belief_hist": "belief histories (save_belief_hist: qs_hist, q_pi_hist)",
+    "inference_algo": "marginal message passing (MMP)",
+    "inference_horizon": "MMP inference horizons",
+    "save_belief_hist": "belief histories (qs_hist, q_pi_hist)",
     "sophisticated": "sophisticated inference",
 }
 
@@ -321,9 +321,7 @@ class LegacyAgent:
         ``num_controls``, ``policy_len``); the constructor refuses exactly what this refuses.
         """
         reasons = cls.refusals(options) + cls.model_refusals(options)
-        if reasons:
-            return False, f"{cls.__module__}.Agent does not support: " + "; ".join(reasons)
-        return True, ""
+        return (False, "; ".join(reasons)) if reasons else (True, "")
 
     # -- legacy bookkeeping ----------------------------------------------------------------
 

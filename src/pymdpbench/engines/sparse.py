@@ -533,8 +533,8 @@ class Agent(LegacyAgent):
 
     #: Refused at any value but the legacy default (see ``pymdpbench.engines.base.NOT_IMPLEMENTED``).
     not_implemented = {
-        "H": "inductive inference (H)",
-        "inference_algo": "marginal message passing (inference_algo='MMP')",
+        "H": "inductive inference",
+        "inference_algo": "marginal message passing (MMP)",
         "sophisticated": "sophisticated inference",
     }
 
