@@ -86,6 +86,9 @@ COLUMNS = {
     "profile_own_s": (pa.list_(pa.float64()), "s", "profile study: time inside each function itself over profile_steps"),
     "profile_cumulative_s": (pa.list_(pa.float64()), "s", "profile study: time in each function and what it calls over profile_steps"),
     "profile_pstats": (pa.binary(), "", "profile study: the whole profile, marshalled as pstats dump_stats writes it"),
+    "memory_line": (pa.list_(pa.string()), "", "profile study: lines of the step's hottest functions that keep the most Python/numpy memory, as file:line (memory-profiler, tracemalloc backend; docs/memory-profile.md)"),
+    "memory_line_increment_bytes": (pa.list_(pa.int64()), "B", "profile study: memory-profiler's increment of each memory_line in one step: memory in use after the line minus before it, summed over its runs"),
+    "memory_line_runs": (pa.list_(pa.int64()), "runs", "profile study: times each memory_line ran in that step"),
     "dev_qs": (pa.float64(), "", "max |qs - qs_standard| over the gate trajectory"),
     "dev_q_pi": (pa.float64(), "", "max |q_pi - q_pi_standard|"),
     "dev_G": (pa.float64(), "", "max |G - G_standard|"),
@@ -109,7 +112,8 @@ MEASURED = {"setup_time_s", "compile_time_s", "samples_s", "inner_loops", "step_
             "load_avg_1m", "rolling_mean_s", "rolling_std_s", "rss_trace_bytes",
             "throughput_agent_steps_s", "throughput_ci_low", "throughput_ci_high", "memory_per_agent_bytes",
             "episode_step_time_s", "profile_total_s", "profile_function", "profile_calls", "profile_own_s",
-            "profile_cumulative_s", "profile_pstats"}
+            "profile_cumulative_s", "profile_pstats", "memory_line", "memory_line_increment_bytes",
+            "memory_line_runs"}
 
 # Each field carries its unit and meaning, so a Parquet file read alone says what its numbers are
 # (`pq.read_schema(path).field("step_time_s").metadata`; docs/columns.md lists them all).

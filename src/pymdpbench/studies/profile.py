@@ -25,7 +25,7 @@ import pstats
 import numpy as np
 import pandas as pd
 
-from pymdpbench import gate
+from pymdpbench import gate, memlines
 from pymdpbench.engines import traits
 from pymdpbench.studies.base import SizeGrid
 
@@ -88,6 +88,10 @@ def write_pstats(cell_path, out_path):
     os.replace(tmp, out_path)
 
 
+#: hottest functions (cumulative time) whose lines memory-profiler reads, one step each
+MEMORY_FUNCTIONS = 3
+
+
 class Profile(SizeGrid):
     name = "profile"
     figures = ["profile_top", "speedup", "deviation"]
@@ -124,4 +128,7 @@ class Profile(SizeGrid):
             self.step(agent, obs)
         profiler.disable()
         stats = pstats.Stats(profiler).stats
-        return {**top_functions(stats, point["top"]), "profile_pstats": marshal.dumps(stats)}
+        # Then one more step per hot function, its lines' memory (memory-profiler; docs/memory-profile.md).
+        hot = memlines.hot_functions(agent, stats, MEMORY_FUNCTIONS)
+        memory = memlines.line_memory(agent, lambda a: self.step(a, observations[-1]), hot)
+        return {**top_functions(stats, point["top"]), "profile_pstats": marshal.dumps(stats), **memory}
