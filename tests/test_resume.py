@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SNAKEMAKE, copy_workflow, run_snakemake, run_workflow
 from pymdpbench.results import non_timing_content, read_cell
+
+from conftest import SNAKEMAKE, copy_workflow, run_snakemake, run_workflow
 
 CONFIG = {
     "seed": 11,

@@ -17,6 +17,7 @@ from pymdpbench.models import validate_model
 from pymdpbench.resources import estimated_bytes
 from pymdpbench.studies import get_study
 
+
 def cell_seed(master_seed, study, cell):
     """Deterministic seed of a grid point: the master seed and a CRC of "study/cell".
 

@@ -123,7 +123,9 @@ def cell_variant(wildcards):
 
 
 def cell_mem_mb(wildcards, attempt):
-    return pymdpbench.resources.cell_mem_mb(get_study(wildcards.study), point_of(wildcards), cell_variant(wildcards), attempt)
+    return pymdpbench.resources.cell_mem_mb(
+        get_study(wildcards.study), point_of(wildcards), cell_variant(wildcards), attempt
+    )
 
 
 def cell_runtime(wildcards, attempt):
