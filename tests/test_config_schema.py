@@ -35,6 +35,7 @@ def test_good_config_gets_defaults():
     assert cfg["threads"] == 1
     assert cfg["timing"]["samples"] == 15
     assert cfg["studies"]["inference"]["max_size_product"] == 10_000_000
+    assert (cfg["max_cells"], cfg["max_policies"], cfg["max_step_time_s"]) == (5000, 100_000, 60)
 
 
 @pytest.mark.parametrize("path, value, words", [
