@@ -4,10 +4,9 @@ import sys
 
 import pandas as pd
 import yaml
+from snakemake.utils import validate
 
 from pymdpbench.studies import get_study
-
-from snakemake.utils import validate
 
 config = yaml.safe_load(open(sys.argv[1]))
 validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults the run used
@@ -21,7 +20,9 @@ for study, settings in config["studies"].items():
         failures.append(f"{study}: missing {sorted(expected - found)}, unexpected {sorted(found - expected)}")
     ran = df[df["status"] == "ok"]
     if not ran["gate_pass"].all():
-        failures.append(f"{study}: gate failed in {sorted(zip(ran[~ran['gate_pass']]['cell'], ran[~ran['gate_pass']]['variant']))}")
+        failures.append(
+            f"{study}: gate failed in {sorted(zip(ran[~ran['gate_pass']]['cell'], ran[~ran['gate_pass']]['variant']))}"
+        )
     print(f"{study}: {len(df)} rows, {len(ran)} ran, {int(ran['gate_pass'].sum())} passed the gate")
 if failures:
     sys.exit("\n".join(failures))

@@ -11,8 +11,19 @@ import pandas as pd
 import yaml
 
 KEY = ["study", "cell", "variant"]
-COMPUTED = ["model", "status", "reason", "seed", "n_policies", "model_bytes", "q_pi_entropy",
-            "n_action_diff", "tolerance", "gate_pass", "threads"]
+COMPUTED = [
+    "model",
+    "status",
+    "reason",
+    "seed",
+    "n_policies",
+    "model_bytes",
+    "q_pi_entropy",
+    "n_action_diff",
+    "tolerance",
+    "gate_pass",
+    "threads",
+]
 COMPUTED_PREFIXES = ("p_", "dev_")
 
 
@@ -30,7 +41,7 @@ def differences(local, cluster):
     if len(left) != len(right) or not left[KEY].equals(right[KEY]):
         return [f"rows differ: {sorted(map(tuple, left[KEY].values))} vs {sorted(map(tuple, right[KEY].values))}"]
     found = []
-    for column in columns[len(KEY):]:
+    for column in columns[len(KEY) :]:
         same = (left[column] == right[column]) | (left[column].isna() & right[column].isna())
         for i in (~same).to_numpy().nonzero()[0]:
             found.append(f"{tuple(left.loc[i, KEY])} {column}: {left.loc[i, column]!r} vs {right.loc[i, column]!r}")
@@ -43,8 +54,10 @@ def main(config_path, local_dir, cluster_dir):
         local = pd.read_parquet(f"{local_dir}/{study}.parquet")
         cluster = pd.read_parquet(f"{cluster_dir}/{study}.parquet")
         found = differences(local, cluster)
-        print(f"{study}: {len(cluster)} rows, {len(computed_columns(local))} computed columns compared, "
-              f"{len(found)} differences")
+        print(
+            f"{study}: {len(cluster)} rows, {len(computed_columns(local))} computed columns compared, "
+            f"{len(found)} differences"
+        )
         for line in found[:20]:
             print(f"  {line}")
         failed |= bool(found)
