@@ -99,3 +99,16 @@ def test_unknown_run_is_a_clear_error(tmp_path, spec):
 def test_per_process_medians_are_the_units_of_a_multi_process_row():
     assert stats.timing_units([1.0, 1.1, 5.0, 5.1], [0, 0, 1, 1]).tolist() == [1.05, 5.05]
     assert stats.timing_units([1.0, 2.0], None).tolist() == [1.0, 2.0]
+
+
+def test_a_run_of_an_older_schema_stays_comparable(tmp_path):
+    """A run archived before columns were added (here: without sample_process and gate_pass)."""
+    import pyarrow.parquet as pq
+
+    old = synthetic_run(tmp_path / "A", "A", seed=1)
+    table = pq.read_table(old / "inference.parquet")
+    pq.write_table(table.drop_columns(["sample_process", "gate_pass", "host"]), old / "inference.parquet")
+    new = synthetic_run(tmp_path / "B", "B", seed=1)
+    result = cli("compare", str(old), str(new), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "6 compared" in result.stdout

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cmd_compare(args):
+    import pandas as pd
+
     from pymdpbench import compare, runs
 
     old_dir, new_dir = runs.resolve(args.old, args.results), runs.resolve(args.new, args.results)
@@ -37,6 +39,10 @@ def cmd_compare(args):
             print(f"  ... and {len(diffs) - args.max_env} more (--max-env)")
     else:
         print("environments: identical (host, CPU, versions of every distribution, BLAS, threads)")
+    loads = [pd.to_numeric(df.loc[df["status"] == "ok", "load_avg_1m"]).median() for df in (old, new)]
+    print(f"machine load while timing (median 1-minute load average of the rows): old {loads[0]:.2f}, "
+          f"new {loads[1]:.2f} on {old_m.get('environment', {}).get('cpu_count', '?')} and "
+          f"{new_m.get('environment', {}).get('cpu_count', '?')} CPUs")
     comparison = compare.compare_runs(old, new, threshold=args.threshold, alpha=args.alpha)
     print(compare.format_comparison(comparison, args.threshold))
     only = {"only in old": len(_keys(old) - _keys(new)), "only in new": len(_keys(new) - _keys(old))}

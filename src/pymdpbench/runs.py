@@ -93,12 +93,24 @@ def resolve(spec, results_dir="results"):
 
 
 def load_rows(run_dir):
-    """All rows of a run's merged study tables, as one pandas frame."""
-    import pandas as pd
+    """All rows of a run's merged study tables, as one pandas frame.
 
-    from pymdpbench.results import read_cell
+    Read as they are, not against today's row schema: a run archived by an older commit (fewer or
+    other columns) must stay comparable. Columns a comparison needs and the file lacks are null.
+    """
+    import pandas as pd
 
     paths = sorted(Path(run_dir).glob("*.parquet"))
     if not paths:
         raise RunError(f"{run_dir}: no merged study tables (<study>.parquet)")
-    return pd.concat([read_cell(p).to_pandas() for p in paths], ignore_index=True)
+    frames = []
+    for path in paths:
+        try:
+            frames.append(pd.read_parquet(path))
+        except Exception as err:  # pyarrow raises several types for damaged files
+            raise RunError(f"{path}: not a readable Parquet file ({err})") from err
+    rows = pd.concat(frames, ignore_index=True)
+    for column in ("study", "cell", "variant", "status", "samples_s", "sample_process", "gate_pass", "load_avg_1m"):
+        if column not in rows:
+            rows[column] = None
+    return rows
