@@ -76,10 +76,11 @@ Model = namedtuple("Model", "A lnA h B D lnC lnE gamma alpha rows first settings
 #: p (B, K) what an action is drawn from (K = Nu marginal, P full); pick (B,) index into p, -1 to draw.
 State = namedtuple("State", "qs action G q_pi p pick")
 
-#: The kernels run their inner loops in blocks of this many entries, a compile-time constant, so that
-#: LLVM turns each block into one or two vector instructions whatever the model size (a loop of a
-#: run-time length of 8 runs scalar: its vector body needs 32 iterations). Next-state and outcome
-#: axes of B, A, h and lnC are zero-padded to a multiple of it; padded entries contribute exact zeros.
+#: The next-state and outcome axes of A, B, h and lnC are zero-padded to a multiple of this, and the
+#: kernels' inner loops run over the padded length: whole vectors, no scalar remainder loop. Padded
+#: entries contribute exact zeros. Measured (1,024 agents, one thread, CPU time per agent-step):
+#: 6 states 387 ns padded against 550 ns unpadded; no difference at 8 and 12 states; 4.6 us against
+#: 4.7-5.2 us at 64 states.
 LANES = 8
 
 #: kernel stages (bit mask)
