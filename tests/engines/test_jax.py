@@ -14,7 +14,7 @@ from pymdp.legacy.agent import Agent as PymdpAgent
 from pymdpbench import gate
 from pymdpbench.engines import get_engine, traits
 from pymdpbench.engines.base import obj_array
-from pymdpbench.engines.jax import Agent
+from pymdpbench.engines.jax import SMALL_BYTES, Agent
 from pymdpbench.engines.standard import Agent as LegacyAgent
 from pymdpbench.models import random_model
 
@@ -311,6 +311,7 @@ MUTATIONS = [
     ("alpha", PLAIN, {"action_selection": "stochastic", "alpha": 1e-3}, None, lambda a: setattr(a, "alpha", 1e4), None),
     ("A of a learner assigned", LEARNER, {}, None, lambda a: setattr(a, "A", copy.deepcopy(
         random_model(26, num_states=[5], num_obs=[4, 3], num_controls=[3]).A)), "post"),
+    ("B of a learner edited in place", LEARNER, {}, None, swap_B_actions, "post"),
     ("pA assigned", LEARNER, {}, None, lambda a: setattr(a, "pA", obj_array([30.0 * p for p in a.pA])), "post"),
     ("pA edited in place", LEARNER, {}, None, double_pA, "post"),
     ("pB assigned", LEARNER, {}, None, lambda a: setattr(a, "pB", obj_array([0.1 * p for p in a.pB])), "post"),
@@ -482,3 +483,19 @@ def test_reset_and_step_time_as_in_legacy():
     for x, y in zip(jax_agent.A, legacy.A):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)
     np.testing.assert_allclose(jax_agent.infer_states([1, 0])[0], legacy.infer_states([1, 0])[0], rtol=0, atol=1e-12)
+
+
+def test_an_in_place_edit_of_a_large_array_is_seen():
+    """B above SMALL_BYTES is compared with np.array_equal against a saved copy, not through bytes."""
+    model = random_model(27, num_states=[60], num_obs=[6], num_controls=[3])
+    assert model.B[0].nbytes > SMALL_BYTES
+    results = []
+    for engine in (LegacyAgent, Agent):
+        agent = engine(**copy.deepcopy(model.agent_kwargs()))
+        agent.infer_states([1])
+        agent.action = np.array([2.0])
+        agent.B[0][:, :, 2] = agent.B[0][:, :, 0]
+        results.append((agent.infer_states([3])[0], agent.infer_policies()[1]))
+    assert agent.rebuilds == 1
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=0, atol=TOL)

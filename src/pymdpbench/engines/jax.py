@@ -187,13 +187,37 @@ def _freeze(value):
     return _freeze(np.asarray(value))  # numpy/JAX scalars and arrays
 
 
-def _array_key(value):
+#: Arrays up to this size are compared through a bytes copy, larger ones with np.array_equal
+#: against a saved copy (no per-call allocation of their size).
+SMALL_BYTES = 1 << 16
+
+
+class _Large:
+    """A large array inside a key: equal to another if their contents are (``np.array_equal``)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def __eq__(self, other):
+        return isinstance(other, _Large) and np.array_equal(self.array, other.array)
+
+
+def _snapshot(x, save):
+    if x.nbytes <= SMALL_BYTES:
+        return x.shape, x.dtype, x.tobytes()
+    return x.shape, x.dtype, _Large(x.copy() if save else x)
+
+
+def _array_key(value, save=False):
     """:func:`_freeze` of an ndarray or an object array of ndarrays, on a fast path: this is the
-    per-call cost of change detection (about 0.1 us per small array)."""
+    per-call cost of change detection (a bytes copy of each small array, one comparison pass over
+    each large one). ``save``: a key to keep (large arrays copied), else one to compare with it."""
     try:
         if value.dtype.kind == "O":
-            return [(x.shape, x.dtype, x.tobytes()) for x in value.tolist()]
-        return value.shape, value.dtype, value.tobytes()
+            return [_snapshot(x, save) for x in value.tolist()]
+        return _snapshot(value, save)
     except AttributeError:  # None, a list, an object array holding lists
         return _freeze(value)
 
@@ -228,7 +252,7 @@ class _ModelArray:
         if self.name not in views:
             arrays = agent._model[self.name]
             views[self.name] = None if arrays is None else obj_array([np.array(x[0]) for x in arrays])
-            agent._arrays_seen[self.name] = _array_key(views[self.name])
+            agent._arrays_seen[self.name] = _array_key(views[self.name], save=True)
         return views[self.name]
 
     def __set__(self, agent, value):
@@ -361,7 +385,7 @@ class Agent(LegacyAgent):
         views = self.__dict__["_views"]
         if self._learns and all(name in MODEL_FIELDS for name in changed):
             self._model = {**self._model, **{name: _batched(views[name]) for name in changed}}
-            self._arrays_seen.update({name: _array_key(views[name]) for name in changed})
+            self._arrays_seen.update({name: _array_key(views[name], save=True) for name in changed})
             return
         self._build(rebuild=True)
 
@@ -439,7 +463,7 @@ class Agent(LegacyAgent):
             raise RuntimeError("pymdp's JAX Agent enumerates policies in another order than legacy")
         self._compile()
         self._save_settings()
-        self._arrays_seen = {name: _array_key(views[name] if name in MODEL_FIELDS else getattr(self, name))
+        self._arrays_seen = {name: _array_key(views[name] if name in MODEL_FIELDS else getattr(self, name), save=True)
                              for name in ARRAYS if name not in MODEL_FIELDS or name in views}
         self._fresh = set(self._jit)
         seconds = time.perf_counter() - t0
@@ -518,10 +542,9 @@ class Agent(LegacyAgent):
 
     def _current_qs(self):
         """JAX copy of ``self.qs``, re-made if ``self.qs`` was replaced or edited in place."""
-        frozen = _array_key(self.qs)
-        if frozen != self._qs_seen:
+        if _array_key(self.qs) != self._qs_seen:
             self._qs_jax = [jnp.asarray(np.asarray(q, dtype=float)) for q in self.qs]
-            self._qs_seen = frozen
+            self._qs_seen = _array_key(self.qs, save=True)
         return self._qs_jax
 
     def _action_arg(self):
@@ -580,7 +603,7 @@ class Agent(LegacyAgent):
         qs = self._call("infer_states", self._model_arg(), obs, self._current_qs(), self._action_arg())
         self._qs_jax = qs
         self.qs = obj_array([np.array(q) for q in qs])  # np.array: a fraction of jax.device_get's cost
-        self._qs_seen = _array_key(self.qs)
+        self._qs_seen = _array_key(self.qs, save=True)
         return self.qs
 
     def infer_policies(self):
@@ -588,7 +611,7 @@ class Agent(LegacyAgent):
         self._sync("infer_policies")
         self._q_pi_jax, both = self._call("infer_policies", self._model_arg(), self._current_qs())
         self.q_pi, self.G = np.array(both)
-        self._q_pi_seen = _array_key(self.q_pi)
+        self._q_pi_seen = _array_key(self.q_pi, save=True)
         return self.q_pi, self.G
 
     def sample_action(self):
