@@ -229,6 +229,14 @@ def test_unknown_keyword_and_bad_control_settings_are_named():
     assert not Agent.supports({**KEYWORD_DIMS, "num_controls": [1], "control_fac_idx": [0]})[0]
 
 
+def test_positional_arguments_in_legacy_order():
+    m = KEYWORD_MODEL
+    agent = Agent(m.A, m.B, m.C, m.D, None, None, m.pA)
+    assert agent.C is m.C and agent.D is m.D and agent.pA is not None
+    with pytest.raises(TypeError, match="multiple values for: C"):
+        Agent(m.A, m.B, m.C, C=m.C)
+
+
 def test_keywords_legacy_stores_unused_are_stored():
     agent = Agent(A=KEYWORD_MODEL.A, B=KEYWORD_MODEL.B, si_horizon=2, lr_pD=0.5, inference_params={"num_iter": 3})
     assert agent.si_horizon == 2 and agent.lr_pD == 0.5

@@ -289,7 +289,14 @@ class Agent(LegacyAgent):
     pA = _ModelArray()
     pB = _ModelArray()
 
-    def __init__(self, A, B, seed=None, **kwargs):
+    def __init__(self, A, B, *args, seed=None, **kwargs):
+        if len(args) > len(LEGACY_KEYWORDS):
+            raise TypeError(f"{__name__}.Agent takes at most {len(LEGACY_KEYWORDS) + 2} positional arguments")
+        positional = dict(zip(LEGACY_KEYWORDS, args))  # legacy's order: C, D, E, H, pA, pB, pD, ...
+        twice = sorted(set(positional) & set(kwargs))
+        if twice:
+            raise TypeError(f"{__name__}.Agent got multiple values for: {', '.join(twice)}")
+        kwargs = {**positional, **kwargs}
         unknown = sorted(set(kwargs) - set(LEGACY_KEYWORDS))
         if unknown:
             raise TypeError(f"{__name__}.Agent got unexpected keyword arguments: {', '.join(unknown)}")
