@@ -22,9 +22,10 @@ What it shares with legacy and what not, with measurements: ``docs/engines-jax.m
   legacy keywords listed in :data:`REFUSED`.
 
 Changes after construction. The legacy-facing attributes are plain numpy (object arrays, as in
-pymdp legacy). Every public call first compares what the compiled code depends on with what it
-was built from: settings by value, arrays by their bytes (an exact comparison with a saved copy,
-see :func:`_freeze`). A change is applied before the call runs: a new A, B, pA or pB of a learning
+pymdp legacy). Every public call first compares what its compiled code reads (:data:`READS`) with
+what it was built from: settings by value against a deep copy, arrays exactly against a saved copy
+(bytes up to 64 KiB, ``np.array_equal`` above; see :func:`_array_key`), ``qs`` and ``q_pi`` too.
+A change is applied before the call runs: a new A, B, pA or pB of a learning
 agent goes into the jit arguments; any other change rebuilds the JAX Agent and re-jits its
 methods, which then compile at their next call. That time is added to ``compile_time_s`` (and
 ``rebuild_time_s``; ``rebuilds`` counts them). A change this engine cannot apply (see
