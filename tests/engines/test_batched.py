@@ -137,7 +137,8 @@ def test_per_agent_parameters_equal_agents_built_with_them():
     rng = np.random.default_rng(7)
     gamma, alpha = rng.uniform(1, 20, B), rng.uniform(1, 20, B)
     C = [rng.standard_normal((B, n)) for n in model.num_obs]
-    per_agent = [{**kwargs, "gamma": gamma[i], "alpha": alpha[i], "C": obj_array([c[i] for c in C])} for i in range(B)]
+    C[1] = C[1][0]  # one modality's preferences shared, the other's per agent
+    per_agent = [{**kwargs, "gamma": gamma[i], "alpha": alpha[i], "C": obj_array([C[0][i], C[1]])} for i in range(B)]
     obs = observations(model, B)
     singles = run_singles(get_engine("numba"), per_agent, obs)
     batched = run_batched(BatchedAgent, kwargs, obs, per_agent={"gamma": gamma, "alpha": alpha, "C": C})
@@ -258,6 +259,10 @@ def test_bad_construction_is_refused():
         BatchedAgent(kwargs, 4, per_agent={"gamma": np.ones(3)})
     with pytest.raises(ValueError, match=r"per_agent pA\[0\] has shape"):
         BatchedAgent(kwargs, 4, per_agent={"pA": [np.ones((4, 5, 6)), np.ones((4, 3, 6))]})
+    with pytest.raises(ValueError, match=r"C\[1\] has shape \(3, 3\)"):
+        BatchedAgent(kwargs, 4, per_agent={"C": [np.zeros((4, 4)), np.zeros((3, 3))]})
+    with pytest.raises(ValueError, match="agent 2 has a column of zeros"):
+        BatchedAgent(kwargs, 4, per_agent={"pB": [np.ones((4, 6, 6, 3)) * (np.arange(4) != 2)[:, None, None, None]]})
     with pytest.raises(ValueError, match="per_agent accepts"):
         BatchedAgent(kwargs, 4, per_agent={"beta": 1.0})
     with pytest.raises(ValueError, match="not normalised"):

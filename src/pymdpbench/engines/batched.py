@@ -509,10 +509,11 @@ class BatchedAgent:
         h = _padded((real * np.log(real + EXP_M16)).sum(axis=2), dt)
 
         C = per_agent.get("C", spec.C)
-        lnC = np.concatenate([self._log_preferences(c, n, m) for m, (c, n) in enumerate(zip(C, spec.num_obs))], axis=-1)
-        lnC = _padded(lnC.reshape(-1, lnC.shape[-1]), dt)
-        if lnC.shape[0] not in (1, B):
-            raise ValueError(f"per_agent C must have {B} rows (one per agent), got {lnC.shape[0]}")
+        if len(C) != len(spec.num_obs):
+            raise ValueError(f"C must hold one array per modality ({len(spec.num_obs)}), got {len(C)}")
+        lnC = [np.atleast_2d(self._log_preferences(c, n, m)) for m, (c, n) in enumerate(zip(C, spec.num_obs))]
+        agents_in_C = max(c.shape[0] for c in lnC)
+        lnC = _padded(np.concatenate([np.broadcast_to(c, (agents_in_C, c.shape[1])) for c in lnC], axis=1), dt)
         gamma = self._per_agent_scalar(per_agent.get("gamma", spec.gamma), "gamma")
         alpha = self._per_agent_scalar(per_agent.get("alpha", spec.alpha), "alpha")
         self.gamma, self.alpha = gamma, alpha
@@ -558,6 +559,9 @@ class BatchedAgent:
                     raise ValueError(f"per_agent {name}[{k}] has shape {np.shape(array)}, expected {(B, *shape)}")
                 if np.any(np.asarray(array) < 0) or not np.all(np.isfinite(array)):
                     raise ValueError(f"per_agent {name}[{k}] must be finite and non-negative")
+                if np.any(np.asarray(array).sum(axis=1) <= 0):
+                    agent = int(np.argwhere(np.asarray(array).sum(axis=1) <= 0)[0][0])
+                    raise ValueError(f"per_agent {name}[{k}] of agent {agent} has a column of zeros (no distribution)")
             stacked = np.concatenate([np.asarray(a, dtype=float) for a in arrays], axis=1)
         elif shared is not None:
             stacked = np.concatenate([np.asarray(a, dtype=float) for a in shared])[None].repeat(B, axis=0)
@@ -575,7 +579,7 @@ class BatchedAgent:
     def _log_preferences(self, c, n, m):
         """ln(softmax(C_m) + 1e-16) over the outcomes (last axis), per agent if C_m is (B, No_m)."""
         c = np.asarray(c, dtype=float)
-        if c.shape[-1] != n or c.ndim not in (1, 2):
+        if c.shape[-1] != n or c.ndim not in (1, 2) or (c.ndim == 2 and c.shape[0] != self.batch_size):
             raise ValueError(f"C[{m}] has shape {c.shape}; expected ({n},) or per agent ({self.batch_size}, {n})")
         e = np.exp(c - c.max(axis=-1, keepdims=True))
         return np.log(e / e.sum(axis=-1, keepdims=True) + EPS_VAL)
