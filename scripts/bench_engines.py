@@ -107,7 +107,7 @@ def python_layer_share(rounds):
     agent.infer_states([0])
     agent.infer_policies()
     structure = agent._structure()
-    A, B = agent._model(structure)
+    A, B = structure["A"], structure["B"]
     C = agent._field("C", lambda m, c: (c.shape[0], 1))
     snapshot, h = agent._entropy_cache(A)
     policies = agent._policy_array(structure)

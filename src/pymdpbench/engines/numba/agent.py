@@ -98,22 +98,57 @@ class Agent(PymdpAgent):
         return arrays
 
     def _structure(self):
-        """Shapes the kernels rely on, from B (states, controls) and the factor lists; None when the
-        model is not one the kernels read safely (pymdp then runs and reports). Cached while the
-        same B arrays and equal factor lists are in place."""
+        """The model as the kernels read it: its shapes (from B and the factor lists) and the kernel
+        views of A and B; None when the model is not one the kernels read safely (pymdp then runs and
+        reports). Cached while the same A and B arrays and equal factor lists are in place -- checked
+        at every call, by identity for the arrays and by value for the lists."""
         d = self.__dict__
-        B, afl, bfl, mb_afl = d.get("B"), d.get("A_factor_list"), d.get("B_factor_list"), self.mb_dict["A_factor_list"]
-        cached = d.get("_structure_cache")
-        if (cached is not None and cached[0].valid_for(B) and cached[1] == afl and cached[2] == bfl
-                and cached[3] == mb_afl):
-            return cached[4]
-        if B is None:
+        A, B = d.get("A"), d.get("B")
+        cached = d.get("_model_cache")
+        if (cached is not None and A is cached["A_src"] and B is cached["B_src"]
+                and len(A) == len(cached["A_items"]) and len(B) == len(cached["B_items"])
+                and all(map(operator.is_, A, cached["A_items"])) and all(map(operator.is_, B, cached["B_items"]))
+                and d.get("A_factor_list") == cached["afl"] and d.get("B_factor_list") == cached["bfl"]
+                and self.mb_dict["A_factor_list"] == cached["mb_afl"]):
+            if cached["volatile"]:  # arrays read by conversion: converted again, as they are now
+                cached["A"], cached["B"], _ = self._views_of(A, B, cached)
+            return cached
+        if A is None or B is None:
             return None
-        key = (tuple(np.shape(b) for b in B), [list(fl) for fl in afl], [list(fl) for fl in bfl],
-               [list(fl) for fl in mb_afl])
+        afl, bfl, mb_afl = d.get("A_factor_list"), d.get("B_factor_list"), self.mb_dict["A_factor_list"]
+        try:
+            key = (tuple(np.shape(b) for b in B), [list(fl) for fl in afl], [list(fl) for fl in bfl],
+                   [list(fl) for fl in mb_afl])
+        except TypeError:
+            return None
         structure = self._build_structure(key)
-        d["_structure_cache"] = (_Views(B, list(B), None, False), key[1], key[2], key[3], structure)
+        d["_model_cache"] = None
+        if structure is None:
+            return None
+        views = self._views_of(A, B, structure)
+        if views is None:
+            return None
+        structure.update(A=views[0], B=views[1], volatile=views[2], A_src=A, B_src=B, A_items=list(A),
+                         B_items=list(B), afl=key[1], bfl=key[2], mb_afl=key[3])
+        d["_model_cache"] = structure
         return structure
+
+    def _views_of(self, A, B, structure):
+        """(A views, B views, whether any is a converted copy), or None when a shape does not fit."""
+        arrays, volatile = [], False
+        for source, shape_of in ((A, structure["a_shape"]), (B, structure["b_shape"])):
+            views = []
+            for i, item in enumerate(source):
+                shape = shape_of(i, item)
+                if shape is None:
+                    return None
+                array, is_view = self._kernel_array(item, shape)
+                views.append(array)
+                volatile |= not is_view
+            arrays.append(tuple(views))
+        if len(arrays[0]) != len(structure["a_sizes"]):
+            return None
+        return arrays[0], arrays[1], volatile
 
     def _build_structure(self, key):
         b_shapes, afl, bfl, mb_afl = key
@@ -162,15 +197,6 @@ class Agent(PymdpAgent):
             "no_action": np.zeros(F), "total_states": int(sum(num_states)),
         }
 
-    def _model(self, structure):
-        """(A, B) kernel views, or None. A must fit both factor lists pymdp reads (``A_factor_list``
-        for planning, ``mb_dict`` for inference), else pymdp runs."""
-        A = self._field("A", structure["a_shape"])
-        if A is None or len(A) != len(structure["a_sizes"]):
-            return None
-        B = self._field("B", structure["b_shape"])
-        return (A, B) if B is not None else None
-
     def _vectors(self, arrays, sizes):
         """A tuple of 1-D arrays of the engine's dtype with these sizes (qs, D), or None."""
         if arrays is None or len(arrays) != len(sizes):
@@ -200,13 +226,10 @@ class Agent(PymdpAgent):
 
     def _infer_states_compiled(self, observation):
         structure = self._structure()
-        if structure is None:
-            return None
-        model = self._model(structure)
         params = self.inference_params
-        if model is None or not isinstance(params, dict) or params.keys() != FPI_DEFAULTS.keys():
+        if structure is None or not isinstance(params, dict) or params.keys() != FPI_DEFAULTS.keys():
             return None
-        A, B = model
+        A, B = structure["A"], structure["B"]
         obs = np.asarray(observation)
         if obs.dtype != np.int64:
             if obs.dtype.kind not in "iu":
@@ -301,12 +324,11 @@ class Agent(PymdpAgent):
         structure = self._structure()
         if structure is None:
             return None
-        model = self._model(structure)
         policies = self._policy_array(structure)
         qs = self._posterior(structure["num_states"])
-        if model is None or policies is None or qs is None:
+        if policies is None or qs is None:
             return None
-        A, B = model
+        A, B = structure["A"], structure["B"]
         P, H = policies.shape[:2]
         C = self._field("C", lambda m, c: (np.shape(c)[0], 1) if np.ndim(c) == 1 else np.shape(c))
         if C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A)):
