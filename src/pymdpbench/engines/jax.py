@@ -155,7 +155,10 @@ def _refusals(options, num_controls=None):
     ``num_controls``: B's last axes, when known (the constructor), to check ``num_controls`` and
     ``control_fac_idx`` as legacy does (``legacy/agent.py:138-204``).
     """
-    reasons = [f"{name}={_describe(options[name])} ({REFUSED[name]})" for name in REFUSED
+    # REFUSED, and any keyword a later pymdp adds that this module does not know
+    unknown = [name for name in LEGACY_KEYWORDS if name not in (*IMPLEMENTED, *INERT, *REFUSED)]
+    reasons = [f"{name}={_describe(options[name])} ({REFUSED.get(name, 'not implemented by this engine')})"
+               for name in (*REFUSED, *unknown)
                if name in options and not _is_default(options[name], LEGACY_KEYWORDS[name])]
     given = options.get("num_controls")
     if num_controls is not None and given is not None and list(given) != list(num_controls):
