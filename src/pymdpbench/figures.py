@@ -31,7 +31,7 @@ PALETTE = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
 LABELS = {"p_states": "hidden states", "p_horizon": "planning horizon (policy length)",
           "p_lr": "learning rate (lr_pA = lr_pB)"}
 #: columns as legend titles
-LEGEND_TITLES = {"variant": "variant", "p_actions": "actions", "p_batch_mode": "batch mode", "density": "density",
+LEGEND_TITLES = {"variant": "variant", "p_algorithm": "planning", "p_actions": "actions", "p_batch_mode": "batch mode", "density": "density",
                  "gate": "gate", "cell": "grid cell"}
 MIB = 2**20
 #: grid axes that count things: ticks at their values, as plain integers
@@ -139,13 +139,18 @@ def _in_unit(df, factor, unit):
     return df
 
 
+def _scheme(df):
+    """The planning scheme as a line style where a table holds several (vanilla, MMP, sophisticated)."""
+    return "p_algorithm" if "p_algorithm" in df and df["p_algorithm"].nunique() > 1 else None
+
+
 def horizon(df, fig):
     """Time per step and number of policies against the planning horizon; random models."""
     ok = df[(df["status"] == "ok") & (df["model"] == "random")]
     ok = _in_unit(ok, *_time_unit(ok["step_time_s"].dropna()))
     ax_time, ax_pol = fig.subplots(1, 2, width_ratios=[3, 2])
     sns.lineplot(data=ok, x="p_horizon", y="step_time", hue="variant", marker="o", palette=palette(df),
-                 ax=ax_time, errorbar=None)
+                 ax=ax_time, errorbar=None, style=_scheme(ok))
     _errorbars(ax_time, ok, "p_horizon", "step_time", "ci_low", "ci_high")
     ax_time.set(xlabel="policy length", ylabel=f"infer_states + infer_policies ({ok.attrs['unit']})")
     _log_axis(ax_time, pd.concat([ok["ci_low"], ok["ci_high"]]))
@@ -167,7 +172,7 @@ def speedup(df, fig):
     sp = sp[sp["gate_pass"]]
     if len(sp):
         sns.lineplot(data=sp, x=x, y="speedup", hue="variant", marker="o", palette=palette(df), ax=ax, errorbar=None,
-                     estimator="median")
+                     estimator="median", style=_scheme(sp))
         _errorbars(ax, sp, x, "speedup", "speedup_ci_low", "speedup_ci_high")
     ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
     ax.set(xlabel=LABELS[x], ylabel="speed-up over standard (×)")
