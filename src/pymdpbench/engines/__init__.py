@@ -54,6 +54,10 @@ TRAITS = {
 }
 
 
+#: a registered engine's path -> its name (rules hand the cell a path)
+_NAME_OF_PATH = {path: name for name, path in ENGINES.items()}
+
+
 def resolve(variant):
     """The "module:Class" path of a registered name, or the path itself."""
     if variant in ENGINES:
@@ -73,6 +77,7 @@ def traits(variant):
     """The :class:`Traits` of a variant: from the registry for a registered name (no import); for a
     "module:Class" path, the class's own ``traits`` attribute; else (a name known only to a
     configuration, e.g. while Snakemake estimates resources) the defaults."""
+    variant = _NAME_OF_PATH.get(variant, variant)
     if variant in TRAITS:
         return TRAITS[variant]
     if ":" not in variant:
