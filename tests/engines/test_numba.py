@@ -68,8 +68,12 @@ def test_policy_arrays_are_read_only_so_no_edit_goes_unseen():
     assert G[1] == G[3]
 
 
-def test_warmup_compiles_and_leaves_the_rng():
+def test_warmup_compiles_this_agents_kernels_and_changes_nothing():
+    model = random_model(5, [3, 2, 2], [3, 2], [2, 1, 2])
+    agent = Agent(**model.agent_kwargs())
     state = np.random.get_state()[1].copy()
-    assert Agent.warmup() >= 0.0
+    assert agent.warmup() > 0.0 and numba_engine.warmup() > 0.0
     assert np.array_equal(np.random.get_state()[1], state)
-    assert numba_engine.kernels.infer_states.signatures and numba_engine.kernels.policy_values.signatures
+    assert agent.action is None and agent.curr_timestep == 0 and agent.prev_actions is None
+    signatures = {len(sig[0]) for sig in numba_engine.kernels.policy_values.signatures}
+    assert 2 in signatures  # two modalities: this model's specialisation

@@ -61,5 +61,6 @@ class Agent(numba_engine.Agent):
 
 
 def warmup():
-    """Compile the float32 kernels; seconds taken (see :meth:`pymdpbench.engines.numba.Agent.warmup`)."""
-    return Agent.warmup()
+    """Compile the float32 kernels on tiny models; seconds taken (see
+    :meth:`pymdpbench.engines.numba.Agent.compile_kernels`)."""
+    return Agent.compile_kernels()

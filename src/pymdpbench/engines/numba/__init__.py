@@ -5,8 +5,8 @@ from pymdpbench.engines.numba.agent import Agent
 
 
 def warmup():
-    """Compile the float64 kernels; seconds taken (see :meth:`Agent.warmup`)."""
-    return Agent.warmup()
+    """Compile the float64 kernels on tiny models; seconds taken (see :meth:`Agent.compile_kernels`)."""
+    return Agent.compile_kernels()
 
 
 __all__ = ["Agent", "warmup"]

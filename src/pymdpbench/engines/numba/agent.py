@@ -29,6 +29,7 @@ Anything the compiled path does not cover -- MMP, sophisticated inference, induc
 pymdp's numbers and pymdp's errors.
 """
 
+import copy
 import operator
 import time
 
@@ -411,8 +412,23 @@ class Agent(PymdpAgent):
         inductive planning at pymdp's speed)."""
         return True, ""
 
+    def warmup(self):
+        """Compile (or load from numba's on-disk cache) the kernels this agent's calls need -- they are
+        specialised on its numbers of factors and modalities -- by one step of a copy of it; seconds
+        taken. The agent and numpy's global RNG are left as they were."""
+        start = time.perf_counter()
+        state = np.random.get_state()
+        try:
+            twin = copy.deepcopy(self)
+            twin.infer_states([0] * len(twin.A))
+            twin.infer_policies()
+            twin.sample_action()
+        finally:
+            np.random.set_state(state)
+        return time.perf_counter() - start
+
     @classmethod
-    def warmup(cls):
+    def compile_kernels(cls):
         """Compile (or load from numba's on-disk cache) the kernels for this dtype on tiny models of
         one and two factors; seconds taken. numpy's global RNG is left as it was."""
         from pymdpbench.models import random_model
