@@ -165,7 +165,8 @@ def environment_differences(old_env, new_env):
     else:  # runs archived before the full list was kept: compare the named versions
         diffs += [(key, old_env.get(key), new_env.get(key)) for key in sorted(set(old_env) | set(new_env))
                   if key.startswith("version_") and old_env.get(key) != new_env.get(key)]
-    blas = lambda env: [(p.get("internal_api"), p.get("version"), p.get("architecture")) for p in env.get("blas") or []]  # noqa: E731
+    blas = lambda env: sorted((str(p.get("internal_api")), str(p.get("version")), str(p.get("architecture")))  # noqa: E731
+                              for p in env.get("blas") or [])
     if blas(old_env) != blas(new_env):
         diffs.append(("blas", blas(old_env), blas(new_env)))
     return diffs
