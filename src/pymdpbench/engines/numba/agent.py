@@ -45,6 +45,11 @@ _FLAGS = {tuple(bool(b) for b in bits): np.array(bits, dtype=np.bool_)
           for bits in np.ndindex(2, 2, 2, 2)}
 
 
+def _c_shape(m, c):
+    """C[m] as the kernels read it: (No, 1) for a 1-D C (tiled over the horizon), else (No, T)."""
+    return (np.shape(c)[0], 1) if np.ndim(c) == 1 else np.shape(c)
+
+
 class _Views:
     """Kernel-ready arrays of one model field, and what they were built from (to know when to rebuild)."""
 
@@ -111,8 +116,10 @@ class Agent(PymdpAgent):
                 and all(map(operator.is_, A, cached["A_items"])) and all(map(operator.is_, B, cached["B_items"]))
                 and d.get("A_factor_list") == cached["afl"] and d.get("B_factor_list") == cached["bfl"]
                 and self.mb_dict["A_factor_list"] == cached["mb_afl"]):
-            if cached["volatile"]:  # arrays read by conversion: converted again, as they are now
-                cached["A"], cached["B"], _ = self._views_of(A, B, cached)
+            if cached["volatile_A"]:  # arrays read by conversion: converted again, as they are now
+                cached["A"] = self._views_of(A, cached["a_shape"])[0]
+            if cached["volatile_B"]:
+                cached["B"] = self._views_of(B, cached["b_shape"])[0]
             return cached
         if A is None or B is None:
             return None
@@ -126,30 +133,27 @@ class Agent(PymdpAgent):
         d["_model_cache"] = None
         if structure is None:
             return None
-        views = self._views_of(A, B, structure)
-        if views is None:
+        a_views, volatile_A = self._views_of(A, structure["a_shape"])
+        b_views, volatile_B = self._views_of(B, structure["b_shape"])
+        if a_views is None or b_views is None or len(a_views) != len(structure["a_sizes"]):
             return None
-        structure.update(A=views[0], B=views[1], volatile=views[2], A_src=A, B_src=B, A_items=list(A),
-                         B_items=list(B), afl=key[1], bfl=key[2], mb_afl=key[3])
+        structure.update(A=a_views, B=b_views, volatile_A=volatile_A, volatile_B=volatile_B, A_src=A, B_src=B,
+                         A_items=list(A), B_items=list(B), afl=key[1], bfl=key[2], mb_afl=key[3])
         d["_model_cache"] = structure
         return structure
 
-    def _views_of(self, A, B, structure):
-        """(A views, B views, whether any is a converted copy), or None when a shape does not fit."""
-        arrays, volatile = [], False
-        for source, shape_of in ((A, structure["a_shape"]), (B, structure["b_shape"])):
-            views = []
-            for i, item in enumerate(source):
-                shape = shape_of(i, item)
-                if shape is None:
-                    return None
-                array, is_view = self._kernel_array(item, shape)
-                views.append(array)
-                volatile |= not is_view
-            arrays.append(tuple(views))
-        if len(arrays[0]) != len(structure["a_sizes"]):
-            return None
-        return arrays[0], arrays[1], volatile
+    def _views_of(self, source, shape_of):
+        """(kernel views of the arrays of one field, whether any is a converted copy); (None, True)
+        when a shape does not fit."""
+        views, volatile = [], False
+        for i, item in enumerate(source):
+            shape = shape_of(i, item)
+            if shape is None:
+                return None, True
+            array, is_view = self._kernel_array(item, shape)
+            views.append(array)
+            volatile |= not is_view
+        return tuple(views), volatile
 
     def _build_structure(self, key):
         b_shapes, afl, bfl, mb_afl = key
@@ -303,8 +307,8 @@ class Agent(PymdpAgent):
         (they are made read-only, so none is edited unseen); None when unusable."""
         policies = self.policies
         cached = self.__dict__.get("_policy_cache")
-        if cached is not None and cached.valid_for(policies):
-            return cached.arrays
+        if cached is not None and cached[0] is structure and cached[1].valid_for(policies):
+            return cached[1].arrays
         try:
             items = list(policies)
             array = np.array(items, dtype=np.int64)
@@ -318,7 +322,7 @@ class Agent(PymdpAgent):
         for item in items:
             if isinstance(item, np.ndarray):
                 item.flags.writeable = False
-        self.__dict__["_policy_cache"] = _Views(policies, items, array, False)
+        self.__dict__["_policy_cache"] = (structure, _Views(policies, items, array, False))
         return array
 
     def _infer_policies_compiled(self):
@@ -331,11 +335,14 @@ class Agent(PymdpAgent):
             return None
         A, B = structure["A"], structure["B"]
         P, H = policies.shape[:2]
-        C = self._field("C", lambda m, c: (np.shape(c)[0], 1) if np.ndim(c) == 1 else np.shape(c))
-        if C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A)):
-            return None
-        if any(c.shape[1] != 1 and c.shape[1] < H for c in C):
-            return None  # a 2-D C shorter than the horizon: pymdp raises
+        C = self._field("C", _c_shape)
+        checked = self.__dict__.get("_c_checked")
+        if checked is None or checked[0] is not C or checked[1] is not A or checked[2] != H:
+            if C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A)):
+                return None
+            if any(c.shape[1] != 1 and c.shape[1] < H for c in C):
+                return None  # a 2-D C shorter than the horizon: pymdp raises
+            self.__dict__["_c_checked"] = (C, A, H)
         E = np.full(P, 1.0 / P, dtype=self.dtype) if self.E is None else self.E
         if not isinstance(E, np.ndarray) or E.shape != (P,):
             return None
@@ -363,12 +370,14 @@ class Agent(PymdpAgent):
 
     def _entropy_cache(self, A):
         """(snapshot of A, h), packed per modality; reallocated (NaN snapshot: recomputed) when A's shapes change."""
-        shapes = tuple(a.shape for a in A)
         cache = self.__dict__.get("_entropy")
+        if cache is not None and cache[3] is A:
+            return cache[1], cache[2]
+        shapes = tuple(a.shape for a in A)
         if cache is None or cache[0] != shapes:
             snapshot = np.full(sum(a.size for a in A), np.nan, dtype=self.dtype)
             cache = (shapes, snapshot, np.zeros(sum(a.shape[1] for a in A), dtype=self.dtype))
-            self.__dict__["_entropy"] = cache
+        self.__dict__["_entropy"] = cache = (*cache[:3], A)
         return cache[1], cache[2]
 
     def sample_action(self):
