@@ -389,9 +389,11 @@ class Agent(PymdpAgent):
                 or self.sampling_mode not in ("marginal", "full")
                 or self.action_selection not in ("deterministic", "stochastic")):
             return super().sample_action()
+        num_controls = self._controls(policies)
+        if num_controls is None:
+            return super().sample_action()
         full = self.sampling_mode == "full"
         stochastic = self.action_selection == "stochastic"
-        num_controls = structure["num_controls"]
         width = len(policies) if full else int(num_controls.max())
         p = np.empty((len(num_controls), width), dtype=self.dtype)
         picks = kernels.choose(np.asarray(q_pi, dtype=self.dtype), policies, num_controls, full, stochastic,
@@ -408,6 +410,26 @@ class Agent(PymdpAgent):
         self.action = action
         self.step_time()
         return action
+
+    def _controls(self, policies):
+        """``self.num_controls`` as an int array (what pymdp sizes the marginals by), or None when it
+        does not fit the policies."""
+        d = self.__dict__
+        try:
+            current = list(d.get("num_controls"))
+        except TypeError:
+            return None
+        cached = d.get("_controls_cache")
+        if cached is not None and cached[0] is policies and cached[1] == current:
+            return cached[2]
+        try:
+            array = np.array(current, dtype=np.int64)
+        except (TypeError, ValueError):
+            return None
+        if array.shape != (policies.shape[2],) or np.any(policies[:, 0, :].max(axis=0) >= array):
+            return None
+        d["_controls_cache"] = (policies, current, array)
+        return array
 
     def _draw_probabilities(self, p):
         """The vector legacy's draw sees (float64)."""
