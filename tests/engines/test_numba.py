@@ -77,3 +77,20 @@ def test_warmup_compiles_this_agents_kernels_and_changes_nothing():
     assert agent.action is None and agent.curr_timestep == 0 and agent.prev_actions is None
     signatures = {len(sig[0]) for sig in numba_engine.kernels.policy_values.signatures}
     assert 2 in signatures  # two modalities: this model's specialisation
+
+
+def test_a_copied_agent_reads_its_own_arrays():
+    """copy.deepcopy (and pickling) carries no cached view into the original's arrays."""
+    import copy
+
+    model = random_model(6, [5], [4], [3])
+    agent = Agent(**model.agent_kwargs(), policy_len=2)
+    agent.infer_states([0])
+    agent.infer_policies()
+    twin = copy.deepcopy(agent)
+    twin.C[0][1] = 4.0
+    reference = get_engine("standard")(**copy.deepcopy(model.agent_kwargs()), policy_len=2)
+    reference.infer_states([0])
+    reference.C[0][1] = 4.0
+    np.testing.assert_allclose(twin.infer_policies()[1], reference.infer_policies()[1], atol=1e-12)
+    assert not np.allclose(agent.infer_policies()[1], twin.infer_policies()[1])

@@ -69,6 +69,18 @@ class Agent(PymdpAgent):
     #: dtype of the kernels' arithmetic; the float32 engine overrides it.
     dtype = np.float64
 
+    #: what the engine keeps between calls (all of it rebuilt on demand)
+    _CACHES = ("_model_cache", "_views", "_policy_cache", "_entropy", "_qs_parts", "_c_checked",
+               "_controls_cache", "_fpi")
+
+    def __getstate__(self):
+        """A copy or a pickle of the agent carries no cache: cached views would point into the
+        original's arrays, not the copy's."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     # ---- kernel-ready views ----------------------------------------------------------------
 
     def _kernel_array(self, array, shape):
