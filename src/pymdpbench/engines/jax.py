@@ -219,8 +219,9 @@ def _array_key(value, save=False):
     per-call cost of change detection (a bytes copy of each small array, one comparison pass over
     each large one). ``save``: a key to keep (large arrays copied), else one to compare with it."""
     try:
-        if value.dtype.kind == "O":
-            return [_snapshot(x, save) for x in value.tolist()]
+        if value.dtype.kind == "O":  # small arrays inline: this runs several times per step
+            return [(x.shape, x.dtype, x.tobytes()) if x.nbytes <= SMALL_BYTES else _snapshot(x, save)
+                    for x in value.tolist()]
         return _snapshot(value, save)
     except AttributeError:  # None, a list, an object array holding lists
         return _freeze(value)
