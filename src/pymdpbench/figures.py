@@ -31,7 +31,8 @@ PALETTE = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
 LABELS = {"p_states": "hidden states", "p_horizon": "planning horizon (policy length)",
           "p_lr": "learning rate (lr_pA = lr_pB)"}
 #: columns as legend titles
-LEGEND_TITLES = {"variant": "variant", "p_algorithm": "planning", "p_actions": "actions", "p_batch_mode": "batch mode", "density": "density",
+LEGEND_TITLES = {"variant": "variant", "p_algorithm": "planning", "p_actions": "actions", "p_batch_mode": "batch mode",
+                 "density": "density",
                  "gate": "gate", "cell": "grid cell"}
 MIB = 2**20
 #: grid axes that count things: ticks at their values, as plain integers
@@ -109,6 +110,12 @@ def palette(df):
     return {variant: _colour(variant) for variant in df["variant"].unique()}
 
 
+def variant_order(df):
+    """The variants of ``df`` in registry order, so that every legend lists them alike."""
+    present = set(df["variant"].unique())
+    return [v for v in ENGINES if v in present] + sorted(present - set(ENGINES))
+
+
 def _errorbars(ax, data, x, y, low, high):
     for variant, group in data.groupby("variant"):
         group = group.sort_values(x)
@@ -121,7 +128,7 @@ def scaling(df, fig):
     ax = fig.add_subplot()
     ok = _in_unit(df[(df["status"] == "ok") & (df["model"] == "random")], *_time_unit(df["step_time_s"].dropna()))
     sns.lineplot(data=ok, x="p_states", y="step_time", hue="variant", style="p_actions", markers=True,
-                 palette=palette(df), ax=ax, errorbar=None)
+                 hue_order=variant_order(ok), palette=palette(df), ax=ax, errorbar=None)
     _errorbars(ax, ok, "p_states", "step_time", "ci_low", "ci_high")
     ax.set(xscale="log", xlabel=LABELS["p_states"],
            ylabel=f"time per step ({ok.attrs.get('unit', 's')}, median, 95 % CI)")
@@ -149,8 +156,8 @@ def horizon(df, fig):
     ok = df[(df["status"] == "ok") & (df["model"] == "random")]
     ok = _in_unit(ok, *_time_unit(ok["step_time_s"].dropna()))
     ax_time, ax_pol = fig.subplots(1, 2, width_ratios=[3, 2])
-    sns.lineplot(data=ok, x="p_horizon", y="step_time", hue="variant", marker="o", palette=palette(df),
-                 ax=ax_time, errorbar=None, style=_scheme(ok))
+    sns.lineplot(data=ok, x="p_horizon", y="step_time", hue="variant", marker="o", hue_order=variant_order(ok),
+                 palette=palette(df), ax=ax_time, errorbar=None, style=_scheme(ok))
     _errorbars(ax_time, ok, "p_horizon", "step_time", "ci_low", "ci_high")
     ax_time.set(xlabel="policy length", ylabel=f"infer_states + infer_policies ({ok.attrs['unit']})")
     _log_axis(ax_time, pd.concat([ok["ci_low"], ok["ci_high"]]))
@@ -171,8 +178,8 @@ def speedup(df, fig):
     sp = tables.speedups(df)
     sp = sp[sp["gate_pass"]]
     if len(sp):
-        sns.lineplot(data=sp, x=x, y="speedup", hue="variant", marker="o", palette=palette(df), ax=ax, errorbar=None,
-                     estimator="median", style=_scheme(sp))
+        sns.lineplot(data=sp, x=x, y="speedup", hue="variant", marker="o", hue_order=variant_order(sp),
+                     palette=palette(df), ax=ax, errorbar=None, estimator="median", style=_scheme(sp))
         _errorbars(ax, sp, x, "speedup", "speedup_ci_low", "speedup_ci_high")
     ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
     ax.set(xlabel=LABELS[x], ylabel="speed-up over standard (×)")
@@ -198,12 +205,19 @@ def speedup_heatmap(df, fig):
     for ax, variant in zip(axes, variants):
         grid = (sp[sp["variant"] == variant].groupby(["p_states", "p_actions"])["speedup"]
                 .agg(stats.geometric_mean).unstack("p_actions").sort_index(ascending=False))
-        sns.heatmap(grid, annot=True, fmt=".3g", cmap="viridis", cbar=False, ax=ax, annot_kws={"fontsize": 6},
-                    norm=norm)
+        sns.heatmap(grid, annot=grid.map(_speedup_text), fmt="", cmap="viridis", cbar=False, ax=ax,
+                    annot_kws={"fontsize": 6}, norm=norm)
         ax.set(title=variant, xlabel="actions", ylabel="hidden states" if ax is axes[0] else "")
         ax.tick_params(axis="y", labelrotation=0)
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes),
                  label="speed-up over standard (×, log scale)", shrink=0.9)
+
+
+def _speedup_text(value):
+    """A speed-up as printed in a cell: 3 significant digits, no exponent (2,430 not 2.43e+03)."""
+    if not np.isfinite(value):
+        return ""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def deviation(df, fig):
@@ -217,7 +231,7 @@ def deviation(df, fig):
     if len(ok):
         sns.scatterplot(data=ok, x=x, y="max_deviation", hue="variant", style="gate",
                         style_order=[g for g in ("pass", "fail", "no reference") if g in set(ok["gate"])],
-                        palette=palette(df), ax=ax)
+                        hue_order=variant_order(ok), palette=palette(df), ax=ax)
         for variant, group in ok.groupby("variant"):
             ax.axhline(group["tolerance"].iloc[0], color=_colour(variant), lw=0.8, ls=":")
         legend = ax.get_legend()
@@ -331,11 +345,11 @@ def _memory_vs_size(df, fig, column, ylabel):
     (a variant's line ends at the largest model it holds under the cap)."""
     ax = fig.add_subplot()
     ok = df[(df["status"] == "ok") & df[column].notna()].copy()
-    ok["density"] = ok["p_density"].map("{:g}".format)
+    ok["density"] = ok["p_density"].map("{:.2g}".format)
     ok["MiB"] = ok[column] / MIB
     if len(ok):
         sns.lineplot(data=ok, x="p_states", y="MiB", hue="variant", style="density", markers=True,
-                     palette=palette(ok), ax=ax, errorbar=None)
+                     hue_order=variant_order(ok), palette=palette(ok), ax=ax, errorbar=None)
         _legend_outside(ax)
     ax.set(xscale="log", xlabel=LABELS["p_states"], ylabel=ylabel)
     _log_axis(ax, ok["MiB"])
@@ -363,7 +377,7 @@ def throughput(df, fig):
     ok = df[(df["status"] == "ok") & df["throughput_agent_steps_s"].notna()]
     if len(ok):
         sns.lineplot(data=ok, x="p_batch_size", y="throughput_agent_steps_s", hue="variant", style="p_batch_mode",
-                     markers=True, palette=palette(ok), ax=ax, errorbar=None)
+                     markers=True, hue_order=variant_order(ok), palette=palette(ok), ax=ax, errorbar=None)
         _legend_outside(ax)
     ax.set(xscale="log", xlabel="batch size (agents)", ylabel="throughput (agent steps / s)")
     _log_axis(ax, ok["throughput_agent_steps_s"])
