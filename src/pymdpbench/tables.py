@@ -266,8 +266,8 @@ def _tex_number(value):
     if abs(value) < 1e-2:
         mantissa, exponent = f"{value:.2e}".split("e")
         return f"\\ensuremath{{{float(mantissa):.3g}\\times10^{{{int(exponent)}}}}}"
-    digits = max(0, 2 - int(np.floor(np.log10(abs(value)))))
-    text = f"{round(value, digits):,.{digits}f}"
+    digits = 2 - int(np.floor(np.log10(abs(value))))  # negative above 999: 69,966 -> 70,000
+    text = f"{round(value, digits):,.{max(0, digits)}f}"
     return (text.rstrip("0").rstrip(".") if "." in text else text).replace(",", "\\,")
 
 
