@@ -2,6 +2,10 @@
 # Every figure, table, merged Parquet file and the record are marked for `snakemake --report`,
 # captioned from workflow/report/. They take seconds and
 # run where Snakemake runs, never as cluster jobs.
+import mimetypes
+
+# so that `snakemake --report` offers the merged tables as Parquet files, not as text
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 
 localrules:
