@@ -27,20 +27,23 @@ def no_pymdp_paths(monkeypatch):
     ([8], [4], [4], None, None, dict(policy_len=3)),
     ([4, 3], [4, 3], [2, 3], [[1, 0], [1]], [[0, 1], [1]], dict(policy_len=2, sampling_mode="full")),
     ([4, 3, 2], [4], [2, 1, 2], None, None, dict(use_param_info_gain=True, action_selection="stochastic")),
+    ([5, 3], [4, 3], [3, 2], [[0], [0, 1]], None, dict(inference_algo="MMP", policy_len=2, inference_horizon=3)),
 ])
-def test_vanilla_steps_take_the_compiled_paths(no_pymdp_paths, states, obs, controls, afl, bfl, kwargs):
+def test_steps_take_the_compiled_paths(no_pymdp_paths, states, obs, controls, afl, bfl, kwargs):
     model = random_model(1, states, obs, controls, A_factor_list=afl, B_factor_list=bfl, dirichlet=True)
     agent = Agent(**model.agent_kwargs(), **kwargs)
-    gate.run_trajectory(agent, gate.observation_sequence(1, model.num_obs, 4), action_seed=0, learning="pre")
+    learning = None if kwargs.get("inference_algo") == "MMP" else "pre"
+    gate.run_trajectory(agent, gate.observation_sequence(1, model.num_obs, 4), action_seed=0, learning=learning)
 
 
-def test_what_the_kernels_do_not_cover_runs_pymdps_code():
-    model = random_model(2, [4], [3], [2])
+def test_what_the_kernels_do_not_cover_runs_pymdps_code(capsys):
+    model = random_model(2, [4, 3], [3], [2, 2], B_factor_list=[[0, 1], [1]])
     agent = Agent(**model.agent_kwargs(), inference_algo="MMP", policy_len=2, inference_horizon=2)
     assert isinstance(agent, PymdpAgent)
     agent.infer_states([0])
+    assert "Factorized version" in capsys.readouterr().out  # pymdp's own MMP (it prints): factor interactions
     q_pi, _ = agent.infer_policies()
-    assert q_pi.shape == (4,) and hasattr(agent, "F")  # pymdp's MMP sets the policies' free energy
+    assert q_pi.shape == (16,) and agent.F.shape == (16,)
     with pytest.raises(IndexError):  # an out-of-range outcome: pymdp's own error
         Agent(**model.agent_kwargs()).infer_states([7])
 

@@ -7,13 +7,15 @@ call to pymdp's own method:
 
 * ``infer_states``: VANILLA inference (one-shot softmax for one factor, legacy's parallel
   fixed-point iteration for several, ``A_factor_list`` / ``B_factor_list`` included) --
-  :func:`kernels.infer_states`.
+  :func:`kernels.infer_states`; and MMP (marginal message passing with gradient descent, every
+  policy, ``policy_sep_prior`` included) where each factor's transitions depend on itself --
+  :func:`kernels.mmp_states`.
 * ``infer_policies``: every policy list (pymdp's own, ``policies=``, ``num_controls``,
   ``control_fac_idx``), utility, state and parameter information gain --
-  :func:`kernels.policy_values`. Not with ``sophisticated=True``, an inductive ``H`` or MMP:
-  those run pymdp's code.
+  :func:`kernels.policy_values`; MMP's G over each policy's inferred future --
+  :func:`kernels.sequence_values`. Sophisticated and inductive (``H``) planning run pymdp's code.
 * ``sample_action``: the marginal or full choice and its softmax in :func:`kernels.choose`; the
-  random draws themselves in numpy, with exactly legacy's calls on numpy's global RNG.
+  random draws in numpy, with exactly legacy's calls on numpy's global RNG.
 
 No stale value, by construction: the kernels read pymdp's arrays themselves (reshaped views, not
 copies) at every call, so an assignment (``agent.C = ...``) or an in-place edit
@@ -24,9 +26,10 @@ array is replaced (checked by identity); an array that is not C-contiguous in th
 converted at every call (correct, slower). The policy arrays are made read-only when first used,
 so that editing one in place raises instead of being missed; a replaced policy is seen.
 
-Anything the compiled path does not cover -- MMP, sophisticated inference, inductive inference,
-``distr_obs=True``, out-of-range observations, inconsistent shapes -- runs pymdp's own method, with
-pymdp's numbers and pymdp's errors.
+Anything the compiled paths do not cover -- sophisticated and inductive planning, MMP with factor
+interactions or without gradient descent, ``distr_obs=True``, out-of-range observations,
+inconsistent shapes, learning -- runs pymdp's own method, with pymdp's numbers and pymdp's errors.
+(pymdp's MMP prints its likelihood messages at every sweep; the compiled MMP does not.)
 """
 
 import copy
@@ -234,6 +237,8 @@ class Agent(PymdpAgent):
         qs = None
         if self.inference_algo == "VANILLA" and not distr_obs:
             qs = self._infer_states_compiled(observation)
+        elif self.inference_algo == "MMP" and not distr_obs:
+            qs = self._infer_states_mmp(observation)
         if qs is None:
             return super().infer_states(observation, distr_obs)
         if hasattr(self, "qs_hist"):
@@ -287,6 +292,61 @@ class Agent(PymdpAgent):
         self.__dict__["_qs_parts"] = (qs, tuple(parts))
         return qs
 
+    def _infer_states_mmp(self, observation):
+        """Legacy MMP ``infer_states`` (``agent.py:521-547``) with ``run_mmp_factorized`` for every policy
+        in :func:`kernels.mmp_states`: gradient descent, each factor's transitions on itself only
+        (else pymdp runs). pymdp's MMP prints its likelihood messages at every sweep; this does not."""
+        structure = self._structure()
+        params = self.inference_params
+        if (structure is None or not isinstance(params, dict) or set(params) != {"num_iter", "grad_descent", "tau"}
+                or params["grad_descent"] is not True
+                or structure["bfl"] != [[f] for f in range(len(structure["num_states"]))]):
+            return None
+        A, B = structure["A"], structure["B"]
+        policies = self._policy_array(structure)
+        obs_now = np.asarray(observation)
+        if policies is None or obs_now.dtype.kind not in "iu" or obs_now.shape != (len(A),) or np.any(obs_now < 0) \
+                or any(o >= a.shape[0] for o, a in zip(obs_now, A)):
+            return None
+        window = list(self.prev_obs) + [tuple(observation)]
+        actions = self.prev_actions
+        if len(window) > self.inference_horizon:
+            window = window[-self.inference_horizon:]
+            if actions is not None:
+                actions = actions[-(self.inference_horizon - 1):]  # [-0:] keeps every action, as legacy
+        try:
+            obs = np.array(window, dtype=np.int64).reshape(len(window), len(A))
+            prev_actions = (np.zeros((0, len(B)), dtype=np.int64) if actions is None
+                            else np.stack(actions, 0).astype(np.int64).reshape(-1, len(B)))
+        except (TypeError, ValueError):
+            return None
+        num_states = structure["num_states"]
+        separate = self.edge_handling_params["policy_sep_prior"]
+        beliefs = self.latest_belief
+        prior = [beliefs[p] for p in range(len(policies))] if separate else [beliefs]
+        prior = [self._vectors(b, num_states) for b in prior]
+        if (any(b is None for b in prior) or prev_actions.shape[0] < len(window) - 1 or np.any(obs < 0)
+                or np.any(obs >= np.array([a.shape[0] for a in A])) or np.any(prev_actions < 0)
+                or np.any(prev_actions >= structure["num_controls"])):
+            return None
+        prior = np.array([np.concatenate(b) for b in prior], dtype=self.dtype)
+        P, H = policies.shape[:2]
+        qs_out = np.empty((P, len(window) + H, structure["total_states"]), dtype=self.dtype)
+        F = np.empty(P, dtype=self.dtype)
+        kernels.mmp_states(A, B, obs, prev_actions, policies, prior, structure["state_deps"],
+                           int(params["num_iter"]), float(params["tau"]), qs_out, F)
+        self.prev_obs.append(tuple(observation))
+        cuts = np.cumsum(num_states)[:-1]
+        qs = np.empty(P, dtype=object)
+        for p in range(P):
+            qs[p] = np.empty(qs_out.shape[1], dtype=object)
+            for t in range(qs_out.shape[1]):
+                qs[p][t] = np.empty(len(num_states), dtype=object)
+                for f, q in enumerate(np.split(qs_out[p, t], cuts)):
+                    qs[p][t][f] = q
+        self.F = F
+        return qs
+
     def _posterior(self, num_states):
         """``self.qs`` as kernel input: the views of the last compiled posterior while they are in
         place (an in-place edit of them is in the views), else checked and converted."""
@@ -303,6 +363,8 @@ class Agent(PymdpAgent):
         result = None
         if self.inference_algo == "VANILLA" and not self.sophisticated and self.I is None:
             result = self._infer_policies_compiled()
+        elif self.inference_algo == "MMP" and self.I is None:
+            result = self._infer_policies_mmp()
         if result is None:
             return super().infer_policies()
         q_pi, G = result
@@ -378,6 +440,49 @@ class Agent(PymdpAgent):
         kernels.policy_values(A, B, C, snapshot, h, np.asarray(E, dtype=self.dtype), qs, policies,
                               structure["deps"], pA if pA is not None else A, pB if pB is not None else B,
                               flags, float(self.gamma), G, q_pi)
+        return q_pi, G
+
+    def _infer_policies_mmp(self):
+        """Legacy MMP ``infer_policies`` (``agent.py:661-683``): G over each policy's last
+        ``policy_len + 1`` beliefs (``get_future_qs``) in :func:`kernels.sequence_values`, and
+        q_pi = softmax(gamma G - F + ln E). Not with the parameter information gain, which pymdp's
+        MMP path cannot compute (``control.py:254-256`` add an array to one G entry): pymdp runs and
+        raises there."""
+        structure = self._structure()
+        if structure is None or self.use_param_info_gain and (self.pA is not None or self.pB is not None):
+            return None
+        A = structure["A"]
+        policies = self._policy_array(structure)
+        F = self.__dict__.get("F")
+        qs = self.qs
+        P = len(qs) if isinstance(qs, np.ndarray) and qs.dtype == object else -1
+        if policies is None or P != len(policies) or not isinstance(F, np.ndarray) or F.shape != (P,):
+            return None
+        steps = self.policy_len + 1
+        num_states = structure["num_states"]
+        try:
+            future = [qs[p][-steps:] for p in range(P)]
+            states = np.array([[np.concatenate([np.asarray(q, dtype=self.dtype) for q in beliefs])
+                                for beliefs in sequence] for sequence in future], dtype=self.dtype)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if states.shape != (P, steps, structure["total_states"]):
+            return None
+        C = self._field("C", _c_shape)
+        if (C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A))
+                or any(c.shape[1] != 1 and c.shape[1] < steps for c in C)):
+            return None
+        E = np.full(P, 1.0 / P, dtype=self.dtype) if self.E is None else self.E
+        if not isinstance(E, np.ndarray) or E.shape != (P,):
+            return None
+        flags = _FLAGS[(bool(self.use_utility), bool(self.use_states_info_gain), False, False)]
+        snapshot, h = self._entropy_cache(A)
+        offsets = np.concatenate([[0], np.cumsum(num_states)]).astype(np.int64)
+        G = np.empty(P, dtype=self.dtype)
+        q_pi = np.empty(P, dtype=self.dtype)
+        kernels.sequence_values(A, C, snapshot, h, np.asarray(E, dtype=self.dtype), F.astype(self.dtype), states,
+                                structure["deps"], offsets, A, flags,
+                                float(self.gamma), G, q_pi)
         return q_pi, G
 
     def _entropy_cache(self, A):

@@ -328,7 +328,6 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
     """
     dt = G.dtype
     eps = dt.type(EPS_VAL)
-    threshold = dt.type(EXP_M16)
     M = len(A)
     F = len(B)
     P, H = policies.shape[0], policies.shape[1]
@@ -348,7 +347,7 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
         o_start[m + 1] = o_start[m] + A[m].shape[0]
     for f in range(F):
         s_max = max(s_max, B[f].shape[1])
-    lnC = _ln_preferences(C, H, no_total) if use_util else np.empty((0, 0), dt)
+    lnC = _ln_preferences(C, H, no_total) if use_util else np.empty((H, 0), dt)
     # W(pA) / W(pB) of this call (pymdp recomputes them at every call too)
     WA = []
     if use_pa:
@@ -419,32 +418,8 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
                 ns_f = B[f].shape[0]
                 src = kids[t, kid_start[f] + a * ns_f:kid_start[f] + (a + 1) * ns_f]
                 states[t + 1, offsets[f]:offsets[f + 1]] = src
-            for m in range(M):
-                Am = A[m]
-                no_m = Am.shape[0]
-                n = _kron_into(deps, m, states[t + 1], offsets, qx)
-                qo_m = qo[o_start[m]:o_start[m] + no_m]
-                _matvec(Am, qx[:n], qo_m)
-                if use_util:
-                    value += _dot(qo_m, lnC[t, o_start[m]:o_start[m] + no_m])
-                if use_ig:
-                    kept = 0
-                    for s in range(n):
-                        if qx[s] > threshold:
-                            w[s] = qx[s]
-                            kept += 1
-                        else:
-                            w[s] = 0
-                    value += _dot(w[:n], h[h_start[m]:h_start[m + 1]])
-                    expected = qo_m
-                    if kept < n:
-                        expected = obar[:no_m]
-                        _matvec(Am, w[:n], expected)
-                    for o in range(no_m):
-                        value -= expected[o] * np.log(expected[o] + eps)
-                if use_pa:
-                    _matvec(WA[m], qx[:n], tmp_o[:no_m])
-                    value -= _dot(qo_m, tmp_o[:no_m])
+            value += _outcome_value(A, WA, lnC[t], h, h_start, o_start, deps, states[t + 1], offsets, use_util,
+                                    use_ig, use_pa, qx, w, qo, obar, tmp_o)
             if use_pb:
                 for f in range(F):
                     a = policies[p, t, f]
@@ -503,3 +478,240 @@ def choose(q_pi, policies, num_controls, full, stochastic, alpha, p_out):
             if count > 1:
                 picks[f] = -1
     return picks
+
+
+@njit(**_JIT)
+def _contract_factor(row, deps, m, f, q, offsets, out):
+    """out[i] = sum over the joint states s of modality m with s_f = i of row[s] prod_{g != f} q_g(s_g):
+    ``spm_dot(A_m[o], qs[A_factor_list[m]], [position of f])`` (``legacy/maths.py``); row flattened over
+    the factors listed in ``deps[m]``, the first most significant."""
+    k = deps[m, 0]
+    idx = np.zeros(k, np.int64)
+    size = np.empty(k, np.int64)
+    total = 1
+    pos = -1
+    for r in range(k):
+        g = deps[m, 1 + r]
+        size[r] = offsets[g + 1] - offsets[g]
+        total *= size[r]
+        if g == f:
+            pos = r
+    for i in range(out.shape[0]):
+        out[i] = 0
+    for j in range(total):
+        term = row[j]
+        for r in range(k):
+            if r != pos:
+                term *= q[offsets[deps[m, 1 + r]] + idx[r]]
+        out[idx[pos]] += term
+        r = k - 1
+        while r >= 0:
+            idx[r] += 1
+            if idx[r] < size[r]:
+                break
+            idx[r] = 0
+            r -= 1
+
+
+@njit(**_JIT)
+def mmp_states(A, B, obs, prev_actions, policies, prior, deps, num_iter, tau, qs_out, F_out):
+    """Legacy marginal message passing with gradient descent (``legacy/algos/mmp.py:133-296``,
+    ``run_mmp_factorized``) for every policy, each factor's transitions depending on itself only.
+
+    obs (L, M): the outcomes of the inference window; prev_actions (K, F): the actions taken in it
+    (stacked before each policy's, as legacy does); policies (P, H, F); prior (1 or P, sum Ns): the
+    beliefs before the window (one per policy with ``policy_sep_prior``); deps: modality factor lists.
+    For each policy p, over ``num_iter`` sweeps, for t in 0..L+H-1 and each factor f in turn:
+
+        lnA    = sum_{m: f in AFL[m]} ln(spm_dot(A_m[o_tm], q_t, omit f) + 1e-16)     (t < L, else 0)
+        lnB_p  = ln(prior_f + 1e-16) (t = 0), else ln(B_f[..., a_{t-1}] q_{t-1} + 1e-16)
+        lnB_f  = 0 (t >= L + H - 2), else 0.5 ln(spm_norm(B_f[..., a_t]^T) q_{t+1} + 1e-16)
+        c      = 1 if t >= L + H - 2 else 2
+        err    = c lnA + lnB_p + lnB_f - c ln(q_t + 1e-16);  q_t <- softmax(ln(q_t + 1e-16) + tau (err - mean err))
+        F     += q_t(before) . err / 2   at the first and last t, else q_t(before) . (err - (F - 1) lnA / F) / 2
+
+    Writes qs_out (P, L + H, sum Ns) and F_out (P,).
+    """
+    dt = qs_out.dtype
+    eps = dt.type(EPS_VAL)
+    L, M = obs.shape
+    K = prev_actions.shape[0]
+    P, H = policies.shape[0], policies.shape[1]
+    n_factors = len(B)
+    infer_len = L + H
+    cutoff = L + H - 2
+    offsets = factor_offsets(B)
+    ns_max = 1
+    for f in range(n_factors):
+        ns_max = max(ns_max, B[f].shape[0])
+    lnA = np.empty(ns_max, dt)
+    tmp = np.empty(ns_max, dt)
+    msg = np.empty(ns_max, dt)
+    err = np.empty(ns_max, dt)
+    for p in range(P):
+        q = qs_out[p]
+        for t in range(infer_len):
+            for f in range(n_factors):
+                n = offsets[f + 1] - offsets[f]
+                for i in range(n):
+                    q[t, offsets[f] + i] = dt.type(1.0) / n
+        pr = prior[0] if prior.shape[0] == 1 else prior[p]
+        F_total = dt.type(0)
+        for itr in range(num_iter):
+            F_total = dt.type(0)
+            for t in range(infer_len):
+                for f in range(n_factors):
+                    n = offsets[f + 1] - offsets[f]
+                    o = offsets[f]
+                    lnA_f = lnA[:n]
+                    lnA_f[:] = 0
+                    if t < L:
+                        for m in range(M):
+                            k = deps[m, 0]
+                            depends = False
+                            for r in range(k):
+                                if deps[m, 1 + r] == f:
+                                    depends = True
+                            if depends:
+                                _contract_factor(A[m][obs[t, m]], deps, m, f, q[t], offsets, tmp[:n])
+                                for i in range(n):
+                                    lnA_f[i] += np.log(tmp[i] + eps)
+                    Bf = B[f]
+                    past = msg[:n]
+                    if t == 0:
+                        for i in range(n):
+                            past[i] = np.log(pr[o + i] + eps)
+                    else:
+                        row = t - 1
+                        a = prev_actions[row, f] if row < K else policies[p, row - K, f]
+                        for s in range(n):
+                            acc = dt.type(0)
+                            for j in range(n):
+                                acc += Bf[s, j, a] * q[t - 1, o + j]
+                            past[s] = np.log(acc + eps)
+                    coeff = dt.type(1) if t >= cutoff else dt.type(2)
+                    e = err[:n]
+                    for i in range(n):
+                        e[i] = coeff * lnA_f[i] + past[i]
+                    if t < cutoff:
+                        a = prev_actions[t, f] if t < K else policies[p, t - K, f]
+                        # spm_norm(b.T)[j, s] = (b[s, j] + eps) / sum_j' (b[s, j'] + eps); message_j = sum_s ... q_{t+1}(s)
+                        weights = msg[:n]  # q_{t+1}(s) / sum_j' (b[s, j'] + eps)
+                        for s in range(n):
+                            total = dt.type(0)
+                            for j2 in range(n):
+                                total += Bf[s, j2, a] + eps
+                            weights[s] = q[t + 1, o + s] / total
+                        for j in range(n):
+                            acc = dt.type(0)
+                            for s in range(n):
+                                acc += (Bf[s, j, a] + eps) * weights[s]
+                            e[j] += dt.type(0.5) * np.log(acc + eps)
+                    mean = dt.type(0)
+                    for i in range(n):
+                        tmp[i] = np.log(q[t, o + i] + eps)
+                        e[i] -= coeff * tmp[i]
+                        mean += e[i]
+                    mean /= n
+                    contribution = dt.type(0)
+                    for i in range(n):
+                        if t == 0 or t == infer_len - 1:
+                            contribution += q[t, o + i] * (dt.type(0.5) * e[i])
+                        else:
+                            contribution += q[t, o + i] * (dt.type(0.5) * (e[i] - (n_factors - 1) * lnA_f[i] / n_factors))
+                        tmp[i] = tmp[i] + tau * (e[i] - mean)
+                    F_total += contribution
+                    seg = q[t, o:o + n]
+                    seg[:] = tmp[:n]
+                    _softmax_inplace(seg)
+        F_out[p] = F_total
+
+
+@njit(**_JIT)
+def _outcome_value(A, WA, lnC_t, h, h_start, o_start, deps, x, offsets, use_util, use_ig, use_pa,
+                   qx, w, qo, obar, tmp_o):
+    """The outcome terms of G at one step with expected states x (packed): for every modality m, with
+    q = (x)_{f in AFL[m]} x_f and qo = A_m q,
+
+        utility    qo . lnC_t[m]                       state IG   w . h_m - obar . ln(obar + 1e-16)
+        pA IG      - qo . (W(pA_m) [pA_m > 0]) q       w = q [q > e^-16], obar = A_m w
+
+    (``control.py:619-803``). qx, w (max S_m,), qo, obar, tmp_o (sum No,): scratch."""
+    dt = x.dtype
+    eps = dt.type(EPS_VAL)
+    threshold = dt.type(EXP_M16)
+    value = dt.type(0)
+    for m in range(len(A)):
+        Am = A[m]
+        no_m = Am.shape[0]
+        n = _kron_into(deps, m, x, offsets, qx)
+        qo_m = qo[o_start[m]:o_start[m] + no_m]
+        _matvec(Am, qx[:n], qo_m)
+        if use_util:
+            value += _dot(qo_m, lnC_t[o_start[m]:o_start[m] + no_m])
+        if use_ig:
+            kept = 0
+            for s in range(n):
+                if qx[s] > threshold:
+                    w[s] = qx[s]
+                    kept += 1
+                else:
+                    w[s] = 0
+            value += _dot(w[:n], h[h_start[m]:h_start[m + 1]])
+            expected = qo_m
+            if kept < n:
+                expected = obar[:no_m]
+                _matvec(Am, w[:n], expected)
+            for o in range(no_m):
+                value -= expected[o] * np.log(expected[o] + eps)
+        if use_pa:
+            _matvec(WA[m], qx[:n], tmp_o[:no_m])
+            value -= _dot(qo_m, tmp_o[:no_m])
+    return value
+
+
+@njit(**_JIT)
+def sequence_values(A, C, snapshot, h, E, F, states, deps, offsets, pA, flags, gamma, G, q_pi):
+    """G and q_pi = softmax(gamma G - F + ln(E + 1e-16)) of policies whose expected states are given
+    (MMP: ``control.py:177-268``, ``update_posterior_policies_full_factorized``): G_p is the sum over
+    the T given steps ``states[p]`` (T, sum Ns) of ``_outcome_value``, with ln softmax(C) read at
+    steps 0..T-1. F: the policies' free energy; offsets (F + 1,): where each factor starts in a packed
+    state. flags: utility, state IG, pA IG (with pA; pymdp's MMP path itself fails on parameter
+    information gain, so the engine does not call this with it)."""
+    dt = G.dtype
+    eps = dt.type(EPS_VAL)
+    use_util, use_ig, use_pa = flags[0], flags[1], flags[2]
+    if use_ig:
+        refresh_entropy(A, snapshot, h)
+    M = len(A)
+    P, T = states.shape[0], states.shape[1]
+    no_total = 0
+    s_max = 1
+    h_start = np.zeros(M + 1, np.int64)
+    o_start = np.zeros(M + 1, np.int64)
+    for m in range(M):
+        no_total += A[m].shape[0]
+        s_max = max(s_max, A[m].shape[1])
+        h_start[m + 1] = h_start[m] + A[m].shape[1]
+        o_start[m + 1] = o_start[m] + A[m].shape[0]
+    lnC = _ln_preferences(C, T, no_total) if use_util else np.empty((T, 0), dt)
+    WA = []
+    if use_pa:
+        for m in range(M):
+            wa = np.empty((pA[m].shape[0], pA[m].shape[1]), dt)
+            _wnorm_masked(pA[m], wa)
+            WA.append(wa)
+    qx = np.empty(s_max, dt)
+    w = np.empty(s_max, dt)
+    qo = np.empty(max(1, no_total), dt)
+    obar = np.empty(max(1, no_total), dt)
+    tmp_o = np.empty(max(1, no_total), dt)
+    for p in range(P):
+        value = dt.type(0)
+        for t in range(T):
+            value += _outcome_value(A, WA, lnC[t], h, h_start, o_start, deps, states[p, t], offsets, use_util,
+                                    use_ig, use_pa, qx, w, qo, obar, tmp_o)
+        G[p] = value
+    for p in range(P):
+        q_pi[p] = G[p] * gamma - F[p] + np.log(E[p] + eps)
+    _softmax_inplace(q_pi)
