@@ -18,6 +18,7 @@ import tracemalloc
 import numpy as np
 
 from pymdpbench import compare, gate, harness
+from pymdpbench.engines import get_engine
 from pymdpbench.models import random_model
 from pymdpbench.named import build_gridworld, build_tmaze, load_named_model
 
@@ -96,6 +97,34 @@ def run_real(rounds, variants, quick, targets):
         for v, reason in skipped.items():
             print(f"        {v} skipped: {reason}")
         targets.append(("real", label, horizon, ratio))
+
+
+def run_planning_schemes(rounds, variants, targets):
+    """pymdp's other planning schemes on random one-factor models: MMP (marginal message passing over
+    the last ``inference_horizon`` steps) and sophisticated inference (a search of depth ``si_horizon``)."""
+    import contextlib
+    import io
+
+    print("\n## planning schemes (full step, one thread; pymdp's MMP prints at every sweep: silenced here)")
+    print(f"{'scheme':>34} " + " ".join(f"{v:>13}" for v in variants) + "   numba/std")
+    schemes = [(f"MMP, {s} states, H{h}, window {w}", s, dict(inference_algo="MMP", policy_len=h, inference_horizon=w))
+               for s, h, w in ((4, 1, 2), (8, 2, 3), (16, 2, 3))]
+    schemes += [(f"sophisticated, {s} states, depth {d}", s, dict(sophisticated=True, si_horizon=d))
+                for s, d in ((4, 2), (8, 2))]
+    for label, states, options in schemes:
+        model = random_model(states, [states], [max(2, states // 2)], [3])
+        agents = {}
+        for variant in variants:
+            Agent = get_engine(variant)
+            if Agent.supports({"num_states": [states], "num_obs": model.num_obs, "num_controls": [3], **options})[0]:
+                agents[variant] = Agent(**model.agent_kwargs(), **options)
+        observations = gate.observation_sequence(states, model.num_obs, 6)
+        with contextlib.redirect_stdout(io.StringIO()):
+            t = compare.interleaved_medians(agents, observations, max(3, rounds // 2))
+        ratio = t["standard"] / t["numba"] if {"standard", "numba"} <= t.keys() else np.nan
+        cells = " ".join(f"{fmt(t[v]) if v in t else 'refused':>13}" for v in variants)
+        print(f"{label:>34} {cells}   {ratio:9.1f}")
+        targets.append(("scheme", label, 0, {"numba/std": ratio}))
 
 
 def python_layer_share(rounds):
@@ -190,6 +219,7 @@ def main(argv=None):
     variants = ["standard"] + [v for v in args.variants if v != "standard"]
     targets = []
     run_real(rounds, variants, args.quick, targets)
+    run_planning_schemes(rounds, variants, targets)
     step_8 = sparse = None
     if not args.real:
         run_dense([8, 64, 128] if args.quick else [8, 32, 64, 128, 256, 512, 1024], 1, rounds, variants, targets)
@@ -200,6 +230,8 @@ def main(argv=None):
     print("\n## targets")
     checks = []
     for kind, label, horizon, r in targets:
+        if kind == "scheme" and label.startswith("MMP"):
+            checks.append((f"numba ≥ 10× standard, {label}", r["numba/std"], r["numba/std"] >= 10))
         if kind != "real":
             continue
         if label == "T-maze H1":
@@ -213,7 +245,7 @@ def main(argv=None):
     if step_8 is not None:
         checks.append(("numba ≤ 3 µs per step at 8 states (µs)", step_8 * 1e6, step_8 <= 3e-6))
     for kind, states, horizon, r in targets:
-        if kind == "real":
+        if kind in ("real", "scheme"):
             continue
         if horizon == 1 and 8 <= states <= 128:
             checks.append((f"numba ≥ 300× standard at {states} states", r["numba/std"], r["numba/std"] >= 300))
