@@ -17,9 +17,10 @@ What it shares with legacy and what not, with measurements: ``docs/engines-jax.m
   one exact shot; with several, legacy's early stop is the whole difference.
 * float64: importing this module calls ``jax.config.update("jax_enable_x64", True)`` for the whole
   process, so that the comparison with legacy is not swamped by float32 rounding (~1e-7).
-* Refused (``supports`` and the constructor): ``use_param_info_gain`` with pA/pB (JAX weights it
-  with the digamma ``spm_wnorm``), learning on pA/pB with zeros (no ``[A>0]`` mask in JAX), and the
-  legacy keywords listed in :data:`REFUSED`.
+* Learning: pymdp JAX's Dirichlet updates, then legacy's ``[A>0]``/``[B>0]`` mask and norm (JAX
+  has neither), so learning on sparse models matches legacy.
+* Refused (``supports`` and the constructor): ``use_param_info_gain=True`` (JAX weights it with the
+  digamma ``spm_wnorm``) and the legacy keywords listed in :data:`REFUSED`.
 
 Changes after construction. The legacy-facing attributes are plain numpy (object arrays, as in
 pymdp legacy). Every public call first compares what its compiled code reads (:data:`READS`) with
@@ -104,6 +105,11 @@ REFUSED = {
     "sophisticated": "sophisticated inference",
 }
 
+#: Why ``use_param_info_gain=True`` is refused, even without pA/pB (where legacy skips it): supports()
+#: may be asked without the arrays, and must agree with the constructor.
+PARAM_INFO_GAIN = ("pymdp JAX weights the parameter information gain with the digamma spm_wnorm, legacy with "
+                   "1/sum - 1/a: G differs by O(10) with pA/pB")
+
 #: Settings the compiled code was built with that cannot change after construction: a change
 #: raises ValueError naming it. (policy_len, policies, H: legacy reads them only in its constructor;
 #: pD: only update_D, refused.)
@@ -160,6 +166,8 @@ def _refusals(options, num_controls=None):
     reasons = [f"{name}={_describe(options[name])} ({REFUSED.get(name, 'not implemented by this engine')})"
                for name in (*REFUSED, *unknown)
                if name in options and not _is_default(options[name], LEGACY_KEYWORDS[name])]
+    if options.get("use_param_info_gain"):
+        reasons.append(f"use_param_info_gain={_describe(options['use_param_info_gain'])} ({PARAM_INFO_GAIN})")
     given = options.get("num_controls")
     if num_controls is not None and given is not None and list(given) != list(num_controls):
         reasons.append(f"num_controls={_describe(given)} (must equal B's last axes {list(num_controls)})")
@@ -264,10 +272,6 @@ class _ModelArray:
         agent.__dict__.setdefault("_views", {})[self.name] = value
 
 
-def _zeros_in(arrays):
-    return arrays is not None and any(np.any(np.asarray(x) == 0) for x in arrays)
-
-
 def _batched(arrays):
     """A legacy object array as a list of float64 JAX arrays with a leading batch axis of 1."""
     return None if arrays is None else [jnp.asarray(np.asarray(x, dtype=float))[None] for x in arrays]
@@ -340,24 +344,13 @@ class Agent(LegacyAgent):
     def supports(cls, options):
         """(False, reason) for what this engine does not run, else (True, "").
 
-        Reads the legacy keywords in ``options`` (refused: :data:`REFUSED` at a non-default value,
-        a ``control_fac_idx`` naming a factor with fewer than 2 of ``num_controls``), and:
-        ``use_param_info_gain`` together with ``pA``, ``pB`` or a true ``learning`` (JAX's digamma
-        spm_wnorm: G differs by O(10)), and ``learning``/``pA``/``pB`` with zeros (``density < 1``,
-        or read from pA/pB when given; JAX learns without legacy's [A>0] mask). Everything else
-        runs; its deviation is for the gate to record.
+        Reads the legacy keywords in ``options``; refused: :data:`REFUSED` at a non-default value,
+        ``use_param_info_gain=True`` and a ``control_fac_idx`` naming a factor with fewer than 2 of
+        ``num_controls``. Everything else runs; its deviation is for the gate to record.
         """
         reasons = _refusals(options)
         if reasons:
             return False, "; ".join(reasons)
-        pA, pB = options.get("pA"), options.get("pB")
-        dirichlet = pA is not None or pB is not None or bool(options.get("learning"))
-        if options.get("use_param_info_gain") and dirichlet:
-            return False, ("use_param_info_gain=True with pA/pB: pymdp JAX weights it with the digamma "
-                           "spm_wnorm, legacy with 1/sum - 1/a (G differs by O(10))")
-        if dirichlet and (options.get("density", 1.0) < 1.0 or _zeros_in(pA) or _zeros_in(pB)):
-            return False, ("learning with zeros in pA/pB (density < 1): pymdp JAX adds counts without legacy's "
-                           "[A>0]/[B>0] mask, so the zeros fill in")
         return True, ""
 
     # --- change detection ------------------------------------------------------------------
@@ -415,8 +408,7 @@ class Agent(LegacyAgent):
         return [(len(self.policies),)]  # E
 
     def _check(self, changed=("A", "B", "C", "D", "E")):
-        """Refuse a changed array of another shape, and what the JAX agent would compute differently
-        from legacy, naming the attribute that brought it."""
+        """Refuse a changed array of another shape, and use_param_info_gain, naming the attribute."""
         for name in changed:
             if name not in ("A", "B", "C", "D", "E") or self._current(name) is None:
                 continue
@@ -428,16 +420,8 @@ class Agent(LegacyAgent):
             if shapes != self._expected_shapes(name):
                 raise ValueError(f"{__name__}.Agent: {name} has shapes {shapes}; the model needs "
                                  f"{self._expected_shapes(name)}")
-        if self.use_param_info_gain and (self._current("pA") is not None or self._current("pB") is not None):
-            raise ValueError(f"{__name__}.Agent does not support use_param_info_gain=True with pA/pB: pymdp JAX "
-                             "weights it with the digamma spm_wnorm, legacy with 1/sum - 1/a")
-        for learned, used in (("pA", "A"), ("pB", "B")):
-            if self._current(learned) is None:
-                continue
-            zeros = [n for n in (learned, used) if (n in changed or n == learned) and _zeros_in(self._current(n))]
-            if zeros:
-                raise ValueError(f"{__name__}.Agent does not support learning with zeros in {zeros[0]}: pymdp JAX "
-                                 "adds counts without legacy's [A>0]/[B>0] mask")
+        if self.use_param_info_gain:
+            raise ValueError(f"{__name__}.Agent does not support use_param_info_gain=True ({PARAM_INFO_GAIN})")
 
     def _current(self, name):
         """An array attribute, a model array from its numpy form if it has one (no conversion otherwise)."""
@@ -466,8 +450,7 @@ class Agent(LegacyAgent):
             A_dependencies=self.A_factor_list, B_dependencies=self.B_factor_list,
             policy_len=self.policy_len, gamma=self.gamma, alpha=self.alpha,
             use_utility=self.use_utility, use_states_info_gain=self.use_states_info_gain,
-            # refused above with pA/pB; without them legacy skips it silently and JAX would raise
-            use_param_info_gain=False,
+            use_param_info_gain=False,  # refused by _check
             action_selection=self.action_selection, sampling_mode=self.sampling_mode,
             inference_algo="fpi", num_iter=num_iter, batch_size=1,
         )
@@ -516,20 +499,27 @@ class Agent(LegacyAgent):
         def select_action(q_pi, key, draw):
             return jax_agent.sample_action(q_pi[None], rng_key=jr.fold_in(key, draw)[None])[0]
 
+        # Legacy counts only where the current A (B at the action taken) is non-zero
+        # (legacy/learning.py:108, :207), then sets A = norm(qA) for every modality, B = norm(qB)
+        # for every factor, without pymdp JAX's clip (legacy/agent.py:775-776, 836-837).
         def update_A(model, obs, qs, lr):
             pA = [p if m in modalities_to_learn else None for m, p in enumerate(model["pA"])]
-            qA, E_qA = jax.vmap(lambda pa, a, o, q: learning.update_obs_likelihood_dirichlet(
+            qA, _ = jax.vmap(lambda pa, a, o, q: learning.update_obs_likelihood_dirichlet(
                 pa, a, o, q, A_dependencies=A_factor_list, categorical_obs=False, num_obs=num_obs, lr=lr))(
                     pA, model["A"], [obs[m][None, None] for m in range(num_modalities)], [q[None, None] for q in qs])
-            return {**model, "A": E_qA, "pA": [new if new is not None else old for new, old in zip(qA, model["pA"])]}
+            qA = [jnp.where(a > 0, q, p) if m in modalities_to_learn else p
+                  for m, (q, a, p) in enumerate(zip(qA, model["A"], model["pA"]))]
+            return {**model, "A": [q / q.sum(axis=1, keepdims=True) for q in qA], "pA": qA}
 
         def update_B(model, qs, qs_prev, action, lr):
             joint = [[qs[f][None, None]] + [qs_prev[g][None, None] for g in B_factor_list[f]]
                      for f in range(len(B_factor_list))]
-            qB, E_qB = jax.vmap(lambda pb, b, j, a: learning.update_state_transition_dirichlet(
+            qB, _ = jax.vmap(lambda pb, b, j, a: learning.update_state_transition_dirichlet(
                 pb, b, j, a, num_controls=num_controls, lr=lr, factors_to_update=factors_to_learn))(
                     model["pB"], model["B"], joint, action[None, None])
-            return {**model, "B": E_qB, "pB": qB}
+            qB = [jnp.where(b > 0, q, p) if f in factors_to_learn else p
+                  for f, (q, b, p) in enumerate(zip(qB, model["B"], model["pB"]))]
+            return {**model, "B": [q / q.sum(axis=1, keepdims=True) for q in qB], "pB": qB}
 
         self._jit = {name: jax.jit(fn) for name, fn in (
             ("infer_states", infer_states), ("infer_policies", infer_policies),
