@@ -6,9 +6,10 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import ROOT
 from pymdpbench import cell
 from pymdpbench.studies import get_study
+
+from conftest import ROOT
 
 
 def cli(*args, cwd=ROOT):

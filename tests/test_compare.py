@@ -47,8 +47,8 @@ def test_regression_beyond_threshold_exits_non_zero(tmp_path):
 
 
 def test_identical_runs_exit_zero(tmp_path):
-    old = synthetic_run(tmp_path / "results/runs/A", "A", seed=1)
-    new = synthetic_run(tmp_path / "results/runs/B", "B", seed=1)
+    synthetic_run(tmp_path / "results/runs/A", "A", seed=1)
+    synthetic_run(tmp_path / "results/runs/B", "B", seed=1)
     result = cli("compare", "A", "B", cwd=tmp_path)  # by run id, found under results/runs
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 compared" in result.stdout and "0 slower" in result.stdout

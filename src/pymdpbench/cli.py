@@ -181,8 +181,8 @@ def main(argv=None):
         args.bench_args = rest
     elif rest:
         top.error(f"unrecognized arguments: {' '.join(rest)}")
-    from pymdpbench.runs import RunError
     from pymdpbench.results import ResultError
+    from pymdpbench.runs import RunError
 
     try:
         return args.func(args)

@@ -21,7 +21,6 @@ import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import seaborn as sns  # noqa: E402
-
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from pymdpbench import stats, tables  # noqa: E402

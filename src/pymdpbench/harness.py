@@ -213,10 +213,9 @@ def cpu_frequency():
 def blas_build():
     """Each loaded BLAS/LAPACK/OpenMP library as threadpoolctl sees it: API, implementation,
     version, threading layer, architecture it was tuned for, file."""
-    from threadpoolctl import threadpool_info
-
     import numpy  # noqa: F401  (loads numpy's BLAS, so that it is seen)
     import scipy.linalg  # noqa: F401  (and scipy's, if it has its own)
+    from threadpoolctl import threadpool_info
 
     keys = ("user_api", "internal_api", "version", "threading_layer", "architecture", "filepath")
     return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
@@ -346,10 +345,10 @@ def write_manifest(path, command, config, profile, config_files, started, ended,
     from pymdpbench.results import write_text
 
     def iso(t):
-        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat()
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()
 
     manifest = {
-        "run_id": f"{datetime.datetime.fromtimestamp(started, datetime.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "run_id": f"{datetime.datetime.fromtimestamp(started, datetime.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
         "command": command,
         "profile": profile,
         "config_files": list(config_files),

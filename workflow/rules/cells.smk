@@ -17,17 +17,17 @@ rule reference:
         "results/logs/{study}/{cell}/standard.log",
     benchmark:
         "results/benchmarks/{study}/{cell}/standard.tsv"
+    threads: cell_threads
+    resources:
+        bench_slot=1,
+        mem_mb=cell_mem_mb,
+        runtime=cell_runtime,
     params:
         point=point_of,
         engine=ENGINES["standard"],
         seed=config["seed"],
         timing=config["timing"],
         memory_cap_bytes=memory_cap_bytes(),
-    threads: cell_threads
-    resources:
-        bench_slot=1,
-        mem_mb=cell_mem_mb,
-        runtime=cell_runtime,
     script:
         "../../scripts/run_cell.py"
 
@@ -43,16 +43,16 @@ rule variant_cell:
         "results/logs/{study}/{cell}/{variant}.log",
     benchmark:
         "results/benchmarks/{study}/{cell}/{variant}.tsv"
+    threads: cell_threads
+    resources:
+        bench_slot=1,
+        mem_mb=cell_mem_mb,
+        runtime=cell_runtime,
     params:
         point=point_of,
         engine=engine_path,
         seed=config["seed"],
         timing=config["timing"],
         memory_cap_bytes=memory_cap_bytes(),
-    threads: cell_threads
-    resources:
-        bench_slot=1,
-        mem_mb=cell_mem_mb,
-        runtime=cell_runtime,
     script:
         "../../scripts/run_cell.py"
