@@ -213,6 +213,7 @@ class Agent(PymdpAgent):
             "num_states": num_states, "num_controls": np.array(num_controls, dtype=np.int64),
             "a_sizes": [int(np.prod([num_states[f] for f in fl])) for fl in afl],
             "deps": deps(afl), "state_deps": deps(mb_afl), "acc_deps": deps([sorted(fl) for fl in mb_afl]),
+            "plan_acc_deps": deps([sorted(fl) for fl in afl]),
             "b_sizes": [int(np.prod([num_states[g] for g in fl])) for fl in bfl],
             "no_action": np.zeros(F), "total_states": int(sum(num_states)),
         }
@@ -363,6 +364,8 @@ class Agent(PymdpAgent):
         result = None
         if self.inference_algo == "VANILLA" and not self.sophisticated and self.I is None:
             result = self._infer_policies_compiled()
+        elif self.inference_algo == "VANILLA" and self.I is None:
+            result = self._infer_policies_sophisticated()
         elif self.inference_algo == "MMP" and self.I is None:
             result = self._infer_policies_mmp()
         if result is None:
@@ -440,6 +443,34 @@ class Agent(PymdpAgent):
         kernels.policy_values(A, B, C, snapshot, h, np.asarray(E, dtype=self.dtype), qs, policies,
                               structure["deps"], pA if pA is not None else A, pB if pB is not None else B,
                               flags, float(self.gamma), G, q_pi)
+        return q_pi, G
+
+    def _infer_policies_sophisticated(self):
+        """Legacy sophisticated inference (``agent.py:622-639``, ``control.py:1340-1463``) in
+        :func:`kernels.sophisticated`: a search of depth ``si_horizon`` over one-step policies, with
+        pymdp's pruning thresholds and penalty, gamma 1, and the agent's fixed-point settings."""
+        structure = self._structure()
+        params = self.inference_params
+        if structure is None or not isinstance(params, dict) or params.keys() != FPI_DEFAULTS.keys():
+            return None
+        A, B = structure["A"], structure["B"]
+        policies = self._policy_array(structure)
+        qs = self._posterior(structure["num_states"])
+        if policies is None or qs is None or policies.shape[1] != 1:
+            return None
+        C = self._field("C", _c_shape)
+        if C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A)):
+            return None
+        fpi = np.array([params["num_iter"], params["dF"], params["dF_tol"], bool(params["compute_vfe"])],
+                       dtype=self.dtype)
+        snapshot, h = self._entropy_cache(A)
+        P = len(policies)
+        G = np.empty(P, dtype=self.dtype)
+        q_pi = np.empty(P, dtype=self.dtype)
+        kernels.sophisticated(A, B, C, snapshot, h, np.concatenate(qs).astype(self.dtype), policies,
+                              structure["deps"], structure["plan_acc_deps"], fpi, int(self.si_horizon),
+                              float(self.si_policy_prune_threshold), float(self.si_state_prune_threshold),
+                              float(self.si_prune_penalty), G, q_pi)
         return q_pi, G
 
     def _infer_policies_mmp(self):

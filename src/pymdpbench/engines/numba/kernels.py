@@ -189,6 +189,18 @@ def infer_states(A, B, prev, first, action, obs, deps, acc_deps, fpi, out):
                 for j in range(n):
                     acc += Bf[s, j, a] * work[j]
                 log_prior[offsets[f] + s] = np.log(acc + eps)
+    _posterior(A, obs, log_prior, offsets, deps, acc_deps, fpi, out)
+    return True
+
+
+@njit(**_JIT)
+def _posterior(A, obs, log_prior, offsets, deps, acc_deps, fpi, out):
+    """The posterior of ``infer_states`` from the log prior ln(prior + 1e-16) (packed) and the outcome
+    indices ``obs``, into ``out``: one shot for one factor, the fixed-point iteration for several."""
+    dt = out.dtype
+    eps = dt.type(EPS_VAL)
+    M = len(A)
+    F = offsets.shape[0] - 1
     ll_start = np.zeros(M + 1, np.int64)
     for m in range(M):
         ll_start[m + 1] = ll_start[m] + A[m].shape[1]
@@ -206,7 +218,7 @@ def infer_states(A, B, prev, first, action, obs, deps, acc_deps, fpi, out):
         for s in range(out.shape[0]):
             out[s] += log_prior[s]
         _softmax_inplace(out)
-        return True
+        return
     q = np.empty(offsets[-1], dt)
     for f in range(F):
         for i in range(offsets[f], offsets[f + 1]):
@@ -234,7 +246,6 @@ def infer_states(A, B, prev, first, action, obs, deps, acc_deps, fpi, out):
             prev_vfe = vfe
         it += 1
     out[:] = q
-    return True
 
 
 @njit(**_JIT)
@@ -715,3 +726,109 @@ def sequence_values(A, C, snapshot, h, E, F, states, deps, offsets, pA, flags, g
     for p in range(P):
         q_pi[p] = G[p] * gamma - F[p] + np.log(E[p] + eps)
     _softmax_inplace(q_pi)
+
+
+#: the recursive search is compiled in each process: numba's disk cache does not reload a
+#: self-recursive function correctly (the reloaded code crashes)
+_JIT_RECURSIVE = {"cache": False, "fastmath": {"reassoc", "contract"}}
+
+
+@njit(**_JIT_RECURSIVE)
+def _si_search(A, B, lnC0, h, qs, policies, deps, acc_deps, fpi, horizon, thr_policy, thr_state, penalty, n):
+    """One node of legacy's sophisticated inference (``control.py:1340-1463``,
+    ``sophisticated_inference_search``, called with gamma = 1): every one-step policy's G (utility
+    with ln softmax(C[:, 0]) and state information gain) from the beliefs ``qs`` (packed); q_pi =
+    softmax(G); below the last level, a policy with q_pi < ``thr_policy`` loses ``penalty``, and every
+    other adds, for each joint outcome of probability >= ``thr_state`` (modalities in order, the last
+    fastest), that probability times the expected G one level down from the posterior given the
+    outcome. Returns (q_pi, G)."""
+    dt = qs.dtype
+    M = len(A)
+    P = policies.shape[0]
+    offsets = factor_offsets(B)
+    no_total = 0
+    s_max = 1
+    h_start = np.zeros(M + 1, np.int64)
+    o_start = np.zeros(M + 1, np.int64)
+    for m in range(M):
+        no_total += A[m].shape[0]
+        s_max = max(s_max, A[m].shape[1])
+        h_start[m + 1] = h_start[m] + A[m].shape[1]
+        o_start[m + 1] = o_start[m] + A[m].shape[0]
+    for f in range(len(B)):
+        s_max = max(s_max, B[f].shape[1])
+    WA = [np.empty((1, 1), dt)]
+    qx = np.empty(s_max, dt)
+    w = np.empty(s_max, dt)
+    qo = np.empty(max(1, no_total), dt)
+    obar = np.empty(max(1, no_total), dt)
+    tmp_o = np.empty(max(1, no_total), dt)
+    parent = np.empty(s_max, dt)
+    x_all = np.empty((P, offsets[-1]), dt)
+    qo_all = np.empty((P, max(1, no_total)), dt)
+    G = np.zeros(P, dt)
+    for p in range(P):
+        x = x_all[p]
+        for f in range(len(B)):
+            k = _kron_into(deps, M + f, qs, offsets, parent)
+            Bf = B[f]
+            a = policies[p, 0, f]
+            for s in range(Bf.shape[0]):
+                acc = dt.type(0)
+                for j in range(k):
+                    acc += Bf[s, j, a] * parent[j]
+                x[offsets[f] + s] = acc
+        G[p] += _outcome_value(A, WA, lnC0, h, h_start, o_start, deps, x, offsets, True, True, False,
+                               qx, w, qo, obar, tmp_o)
+        qo_all[p, :no_total] = qo[:no_total]
+    q_pi = G.copy()
+    _softmax_inplace(q_pi)
+    if n < horizon - 1:
+        eps = dt.type(EPS_VAL)
+        log_prior = np.empty(offsets[-1], dt)
+        posterior = np.empty(offsets[-1], dt)
+        outcome = np.zeros(M, np.int64)
+        for p in range(P):
+            if q_pi[p] < thr_policy:
+                G[p] -= penalty
+                continue
+            for i in range(offsets[-1]):
+                log_prior[i] = np.log(x_all[p, i] + eps)
+            outcome[:] = 0
+            while True:
+                prob = 1.0
+                for m in range(M):
+                    prob *= qo_all[p, o_start[m] + outcome[m]]
+                if prob >= thr_state:
+                    _posterior(A, outcome, log_prior, offsets, deps, acc_deps, fpi, posterior)
+                    q_next, G_next = _si_search(A, B, lnC0, h, posterior.copy(), policies, deps, acc_deps, fpi,
+                                                horizon, thr_policy, thr_state, penalty, n + 1)
+                    G[p] += _dot(q_next, G_next) * prob
+                m = M - 1
+                while m >= 0:
+                    outcome[m] += 1
+                    if outcome[m] < A[m].shape[0]:
+                        break
+                    outcome[m] = 0
+                    m -= 1
+                if m < 0:
+                    break
+    q_pi = G.copy()
+    _softmax_inplace(q_pi)
+    return q_pi, G
+
+
+@njit(**_JIT_RECURSIVE)
+def sophisticated(A, B, C, snapshot, h, qs, policies, deps, acc_deps, fpi, horizon, thr_policy, thr_state,
+                  penalty, G, q_pi):
+    """Legacy sophisticated inference from the posterior ``qs`` (packed) over one-step ``policies``
+    (P, 1, F), to depth ``horizon``: see ``_si_search``. Writes G and q_pi."""
+    refresh_entropy(A, snapshot, h)
+    no_total = 0
+    for m in range(len(A)):
+        no_total += A[m].shape[0]
+    lnC0 = _ln_preferences(C, 1, no_total)[0]
+    q, g = _si_search(A, B, lnC0, h, qs, policies, deps, acc_deps, fpi, horizon, thr_policy, thr_state,
+                      penalty, 0)
+    G[:] = g
+    q_pi[:] = q
