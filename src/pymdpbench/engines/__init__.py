@@ -32,6 +32,10 @@ class Traits:
     profilable: bool = True
     #: "module:Class" of the engine's batched form (many agents per call), or None
     batched: str | None = None
+    #: where it knowingly computes otherwise than pymdp's legacy agent, each documented by the engine:
+    #: "fixed_sweeps" (several factors: a fixed number of fixed-point sweeps, not legacy's dF stop),
+    #: "clipped_log" (an outcome a state cannot emit: log clipped at machine epsilon, not ln(x + 1e-16))
+    deviations: frozenset = frozenset()
 
 
 #: variant name -> "module:class". Adding a variant = one file + one line here (and one in TRAITS
@@ -50,7 +54,8 @@ TRAITS = {
     "numba": Traits(batched="pymdpbench.engines.batched:BatchedAgent"),
     "float32": Traits(bytes_per_entry=4, tolerance=1e-4, batched="pymdpbench.engines.batched:BatchedAgent32"),
     "sparse": Traits(bytes_per_entry=12, storage="sparse"),
-    "jax": Traits(tolerance=1e-4, rng="own", profilable=False, batched="pymdpbench.engines.jax:BatchedAgent"),
+    "jax": Traits(tolerance=1e-4, rng="own", profilable=False, batched="pymdpbench.engines.jax:BatchedAgent",
+                  deviations=frozenset({"fixed_sweeps", "clipped_log"})),
 }
 
 
