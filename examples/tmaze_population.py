@@ -80,15 +80,19 @@ def main(argv=None):
         rewarded += sample_outcomes(A, states, rng)[:, 1] == 1
 
     agent_steps = n * args.trials * args.steps
-    print(f"{n} agents, {args.trials} trials of {args.steps} steps: {agent_steps / stepping_s:,.0f} agent-steps/s "
-          f"in the batched engine ({population.threads} thread(s))")
+    print(
+        f"{n} agents, {args.trials} trials of {args.steps} steps: {agent_steps / stepping_s:,.0f} agent-steps/s "
+        f"in the batched engine ({population.threads} thread(s))"
+    )
     print("rewards per trial by preference for reward (C of the reward outcome):")
     for low, high in [(0, 1), (1, 2), (2, 3), (3, 4.01)]:
         chosen = (reward_preference >= low) & (reward_preference < high)
         print(f"  C_reward in [{low}, {min(high, 4):g}]: {rewarded[chosen].mean() / args.trials:.2f}")
     memory = population.memory()
-    print(f"memory: {memory['per_agent']:.0f} B per agent (beliefs and own C: {memory['beliefs_and_parameters']} B), "
-          f"shared model {memory['shared']} B")
+    print(
+        f"memory: {memory['per_agent']:.0f} B per agent (beliefs and own C: {memory['beliefs_and_parameters']} B), "
+        f"shared model {memory['shared']} B"
+    )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,11 @@ def main(argv=None):
         kwargs = random_model(1, [ns], [ns], [4]).agent_kwargs()
         for batch_size in args.batch_sizes:
             ours = rate(BatchedAgent(kwargs, batch_size, threads=1), batch_size, ns, args.min_sample_s)
-            jax_rate = float("nan") if args.no_jax else rate(JaxBatched(kwargs, batch_size, seed=0), batch_size, ns,
-                                                             args.min_sample_s)
+            jax_rate = (
+                float("nan")
+                if args.no_jax
+                else rate(JaxBatched(kwargs, batch_size, seed=0), batch_size, ns, args.min_sample_s)
+            )
             print(f"{ns:>6} {batch_size:>6} {jax_rate:>12,.0f} {ours:>12,.0f} {ours / jax_rate:>6.1f}x {load():>5.2f}")
             sys.stdout.flush()
 
@@ -82,8 +85,10 @@ def main(argv=None):
             kwargs = random_model(1, [ns], [ns], [4]).agent_kwargs()
             one = rate(BatchedAgent(kwargs, 1024, threads=1), 1024, ns, args.min_sample_s)
             two = rate(BatchedAgent(kwargs, 1024, threads=2), 1024, ns, args.min_sample_s)
-            print(f"states {ns:>3}: {one:>12,.0f} -> {two:>12,.0f} agent-steps/s  ratio {two / one:.2f}  "
-                  f"(load {load():.2f})")
+            print(
+                f"states {ns:>3}: {one:>12,.0f} -> {two:>12,.0f} agent-steps/s  ratio {two / one:.2f}  "
+                f"(load {load():.2f})"
+            )
 
     print("\nstochastic selection, 8 states, B = 4096: numpy's draws per agent vs pre-drawn uniforms")
     kwargs = {**random_model(1, [8], [8], [4]).agent_kwargs(), "action_selection": "stochastic"}
@@ -100,8 +105,10 @@ def main(argv=None):
         learning = BatchedAgent(model.agent_kwargs(), 1024)
         for name, runner in (("shared model", shared), ("own C and gamma", per_gamma), ("learning pA, pB", learning)):
             mem = runner.memory()
-            print(f"states {ns:>3}, {name:<16}: {mem['per_agent']:>9,.0f} held, {mem['beliefs_and_parameters']:>9,.0f} "
-                  f"needed, ratio {mem['per_agent'] / mem['beliefs_and_parameters']:.2f}; shared model {mem['shared']:,} B")
+            print(
+                f"states {ns:>3}, {name:<16}: {mem['per_agent']:>9,.0f} held, {mem['beliefs_and_parameters']:>9,.0f} "
+                f"needed, ratio {mem['per_agent'] / mem['beliefs_and_parameters']:.2f}; shared model {mem['shared']:,} B"
+            )
 
 
 if __name__ == "__main__":

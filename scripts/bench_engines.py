@@ -33,8 +33,11 @@ def run_dense(states_list, horizon, rounds, variants, targets):
     print(f"\n## dense random models: obs = states/2, 4 actions, policy length {horizon}")
     overhead = compare.call_overhead_s()
     print(f"numba call overhead (2 arrays): {fmt(overhead)}")
-    header = f"{'states':>7} " + " ".join(f"{v:>13}" for v in variants) + \
-        "   numba/std  f32/numba  numba/jax  bound       numba/bound  max dev (actions differing)"
+    header = (
+        f"{'states':>7} "
+        + " ".join(f"{v:>13}" for v in variants)
+        + "   numba/std  f32/numba  numba/jax  bound       numba/bound  max dev (actions differing)"
+    )
     print(header)
     for states in states_list:
         model = random_model(states, [states], [max(2, states // 2)], [4], name="random")
@@ -52,8 +55,10 @@ def run_dense(states_list, horizon, rounds, variants, targets):
         }
         cells = " ".join(f"{fmt(t[v]) if v in t else 'n/a':>13}" for v in variants)
         dev = ", ".join(f"{v}: {d:.1e} ({n})" for v, (d, n) in devs.items() if v != "standard")
-        print(f"{states:>7} {cells}   {ratio['numba/std']:9.0f}  {ratio['f32/numba']:9.2f}  "
-              f"{ratio['numba/jax']:9.1f}  {fmt(bound)}  {ratio['numba/bound']:9.2f}  {dev}")
+        print(
+            f"{states:>7} {cells}   {ratio['numba/std']:9.0f}  {ratio['f32/numba']:9.2f}  "
+            f"{ratio['numba/jax']:9.1f}  {fmt(bound)}  {ratio['numba/bound']:9.2f}  {dev}"
+        )
         for v, reason in skipped.items():
             print(f"        {v} skipped: {reason}")
         targets.append(("dense", states, horizon, ratio))
@@ -63,13 +68,22 @@ def real_models(quick):
     """(label, model, policy length): pymdp's environments, every GNN file in config/models/, and
     random models of 2-4 factors."""
     models = [(f"T-maze H{h}", build_tmaze(), h) for h in (1, 2, 3)]
-    models += [("grid 5x5 H1", build_gridworld((5, 5)), 1), ("grid 5x5 H3", build_gridworld((5, 5)), 3),
-               ("grid 10x10 H2", build_gridworld((10, 10)), 2)]
-    models += [(f"GNN {path.split('/')[-1]} H1", load_named_model(path), 1)
-               for path in sorted(glob.glob("config/models/*.md"))]
-    models += [("random [8,6,4], 3 mod. H1",
-                random_model(3, [8, 6, 4], [6, 5, 4], [4, 3, 2], A_factor_list=[[0, 1], [1, 2], [0, 2]]), 1),
-               ("random 4 factors [4,3,3,2] H1", random_model(4, [4, 3, 3, 2], [5, 4], [2, 2, 2, 1]), 1)]
+    models += [
+        ("grid 5x5 H1", build_gridworld((5, 5)), 1),
+        ("grid 5x5 H3", build_gridworld((5, 5)), 3),
+        ("grid 10x10 H2", build_gridworld((10, 10)), 2),
+    ]
+    models += [
+        (f"GNN {path.split('/')[-1]} H1", load_named_model(path), 1) for path in sorted(glob.glob("config/models/*.md"))
+    ]
+    models += [
+        (
+            "random [8,6,4], 3 mod. H1",
+            random_model(3, [8, 6, 4], [6, 5, 4], [4, 3, 2], A_factor_list=[[0, 1], [1, 2], [0, 2]]),
+            1,
+        ),
+        ("random 4 factors [4,3,3,2] H1", random_model(4, [4, 3, 3, 2], [5, 4], [2, 2, 2, 1]), 1),
+    ]
     if not quick:
         models.append(("random [16,16] H2", random_model(2, [16, 16], [12, 8], [4, 4]), 2))
     return models
@@ -88,9 +102,12 @@ def run_real(rounds, variants, quick, targets):
         t = compare.interleaved_medians(fast, observations, rounds)
         # pymdp's own agent takes up to seconds per step here: timed on its own, fewer rounds
         t.update(compare.interleaved_medians(slow, observations, max(3, rounds // 3)) if slow else {})
-        ratio = {"numba/std": t["standard"] / t["numba"] if {"standard", "numba"} <= t.keys() else np.nan,
-                 "numba/jax": t["jax"] / t["numba"] if {"jax", "numba"} <= t.keys() else np.nan,
-                 "numba_s": t.get("numba", np.nan), "jax_s": t.get("jax", np.nan)}
+        ratio = {
+            "numba/std": t["standard"] / t["numba"] if {"standard", "numba"} <= t.keys() else np.nan,
+            "numba/jax": t["jax"] / t["numba"] if {"jax", "numba"} <= t.keys() else np.nan,
+            "numba_s": t.get("numba", np.nan),
+            "jax_s": t.get("jax", np.nan),
+        }
         cells = " ".join(f"{fmt(t[v]) if v in t else 'n/a':>13}" for v in variants)
         dev = ", ".join(f"{v}: {d:.1e} ({n})" for v, (d, n) in devs.items() if v != "standard")
         print(f"{label:>30} {cells}   {ratio['numba/std']:9.0f}  {ratio['numba/jax']:9.1f}  {dev}")
@@ -107,10 +124,14 @@ def run_planning_schemes(rounds, variants, targets):
 
     print("\n## planning schemes (full step, one thread; pymdp's MMP prints at every sweep: silenced here)")
     print(f"{'scheme':>34} " + " ".join(f"{v:>13}" for v in variants) + "   numba/std")
-    schemes = [(f"MMP, {s} states, H{h}, window {w}", s, dict(inference_algo="MMP", policy_len=h, inference_horizon=w))
-               for s, h, w in ((4, 1, 2), (8, 2, 3), (16, 2, 3))]
-    schemes += [(f"sophisticated, {s} states, depth {d}", s, dict(sophisticated=True, si_horizon=d))
-                for s, d in ((4, 2), (8, 2))]
+    schemes = [
+        (f"MMP, {s} states, H{h}, window {w}", s, dict(inference_algo="MMP", policy_len=h, inference_horizon=w))
+        for s, h, w in ((4, 1, 2), (8, 2, 3), (16, 2, 3))
+    ]
+    schemes += [
+        (f"sophisticated, {s} states, depth {d}", s, dict(sophisticated=True, si_horizon=d))
+        for s, d in ((4, 2), (8, 2))
+    ]
     for label, states, options in schemes:
         model = random_model(states, [states], [max(2, states // 2)], [3])
         agents = {}
@@ -149,9 +170,12 @@ def python_layer_share(rounds):
     flags[2:] = False
 
     def kernels_only():
-        kernels.infer_states(A, B, tuple(agent.qs), False, action, obs, structure["state_deps"], structure["acc_deps"], fpi, out)
-        kernels.policy_values(A, B, C, snapshot, h, agent.E, tuple(agent.qs), policies, structure["deps"], A, B,
-                              flags, 16.0, G, q_pi)
+        kernels.infer_states(
+            A, B, tuple(agent.qs), False, action, obs, structure["state_deps"], structure["acc_deps"], fpi, out
+        )
+        kernels.policy_values(
+            A, B, C, snapshot, h, agent.E, tuple(agent.qs), policies, structure["deps"], A, B, flags, 16.0, G, q_pi
+        )
         kernels.choose(q_pi, policies, structure["num_controls"], False, False, 16.0, p)
 
     def full():
@@ -168,8 +192,10 @@ def python_layer_share(rounds):
                 fn()
             samples.append((time.perf_counter() - t0) / n)
         best[name] = float(np.median(samples))
-    print(f"\nnumba at 8 states: step {fmt(best['step'])}, its three kernel calls alone {fmt(best['kernels'])}: "
-          f"the Python layer is {1 - best['kernels'] / best['step']:.0%} of the step")
+    print(
+        f"\nnumba at 8 states: step {fmt(best['step'])}, its three kernel calls alone {fmt(best['kernels'])}: "
+        f"the Python layer is {1 - best['kernels'] / best['step']:.0%} of the step"
+    )
     return best["step"]
 
 
@@ -202,8 +228,10 @@ def run_sparse(states, rounds):
     array_bytes = held_bytes(agent.A) + held_bytes(agent.B)
     t = compare.interleaved_medians(agents, observations, rounds)["sparse"]
     dense_gb = (states * states * 4 + states * states) * 8 / 1e9
-    print(f"step {fmt(t)}; arrays {array_bytes / 2**20:.2f} MiB; tracemalloc peak from model build through 8 steps "
-          f"{peak / 2**20:.2f} MiB ({peak / array_bytes:.2f}× the arrays); dense would need {dense_gb:.1f} GB")
+    print(
+        f"step {fmt(t)}; arrays {array_bytes / 2**20:.2f} MiB; tracemalloc peak from model build through 8 steps "
+        f"{peak / 2**20:.2f} MiB ({peak / array_bytes:.2f}× the arrays); dense would need {dense_gb:.1f} GB"
+    )
     return t, peak / array_bytes
 
 
@@ -229,7 +257,7 @@ def main(argv=None):
 
     print("\n## targets")
     checks = []
-    for kind, label, horizon, r in targets:
+    for kind, label, _horizon, r in targets:
         if kind == "scheme" and label.startswith("MMP"):
             checks.append((f"numba ≥ 10× standard, {label}", r["numba/std"], r["numba/std"] >= 10))
         if kind != "real":
@@ -240,8 +268,9 @@ def main(argv=None):
             checks.append((f"numba ≥ 10× jax, {label}", r["numba/jax"], r["numba/jax"] >= 10))
         checks.append((f"numba ≥ 100× standard, {label}", r["numba/std"], r["numba/std"] >= 100))
         if r["numba_s"] >= 1e-3:
-            checks.append((f"numba never slower than jax where a step takes ≥ 1 ms, {label}", r["numba/jax"],
-                           r["numba/jax"] >= 1))
+            checks.append(
+                (f"numba never slower than jax where a step takes ≥ 1 ms, {label}", r["numba/jax"], r["numba/jax"] >= 1)
+            )
     if step_8 is not None:
         checks.append(("numba ≤ 3 µs per step at 8 states (µs)", step_8 * 1e6, step_8 <= 3e-6))
     for kind, states, horizon, r in targets:
@@ -251,11 +280,15 @@ def main(argv=None):
             checks.append((f"numba ≥ 300× standard at {states} states", r["numba/std"], r["numba/std"] >= 300))
             checks.append((f"numba ≥ 10× jax at {states} states", r["numba/jax"], r["numba/jax"] >= 10))
         if horizon == 1 and states >= 256:
-            checks.append((f"numba within 2× of the machine bound at {states} states", r["numba/bound"], r["numba/bound"] <= 2))
+            checks.append(
+                (f"numba within 2× of the machine bound at {states} states", r["numba/bound"], r["numba/bound"] <= 2)
+            )
         if horizon == 1 and states >= 512:
             checks.append((f"float32 ≥ 1.5× numba at {states} states", r["f32/numba"], r["f32/numba"] >= 1.5))
         if horizon == 4:
-            checks.append((f"numba ≥ 5000× standard at {states} states, horizon 4", r["numba/std"], r["numba/std"] >= 5000))
+            checks.append(
+                (f"numba ≥ 5000× standard at {states} states, horizon 4", r["numba/std"], r["numba/std"] >= 5000)
+            )
     if sparse is not None:
         checks.append(("sparse ≤ 3 ms per step at 16,384 states (ms)", sparse[0] * 1e3, sparse[0] <= 3e-3))
         checks.append(("sparse peak memory ≤ 2× its arrays", sparse[1], sparse[1] <= 2))

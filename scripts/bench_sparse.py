@@ -84,18 +84,24 @@ def main(argv=None):
     warm = Agent(**sparse_model(0, 16, 16, 4).agent_kwargs())  # kernels load outside the measurements
     compare.full_step(warm, [0])
     print(f"threads: {blas}; load average {harness.load_average()}; CPU {harness.cpu_model()}")
-    print(f"{'states':>7} {'H':>2} {'step':>11} {'step CPU':>11} {'arrays':>12} {'peak/arrays: build':>19} {'steps':>6} "
-          f"{'change check':>13} {'share':>6}")
+    print(
+        f"{'states':>7} {'H':>2} {'step':>11} {'step CPU':>11} {'arrays':>12} {'peak/arrays: build':>19} {'steps':>6} "
+        f"{'change check':>13} {'share':>6}"
+    )
     failures = []
     for states in args.states:
         for policy_len in args.policy_len:
             t0 = time.perf_counter()
             step, cpu, build, ratio, check, arrays = measure(states, policy_len, args.rounds)
-            print(f"{states:>7} {policy_len:>2} {fmt(step)} {fmt(cpu)} {arrays / 2**20:8.2f} MiB {build:19.2f} {ratio:6.2f} "
-                  f"{fmt(check)} {check / step:6.1%}   ({time.perf_counter() - t0:.1f} s)")
+            print(
+                f"{states:>7} {policy_len:>2} {fmt(step)} {fmt(cpu)} {arrays / 2**20:8.2f} MiB {build:19.2f} {ratio:6.2f} "
+                f"{fmt(check)} {check / step:6.1%}   ({time.perf_counter() - t0:.1f} s)"
+            )
             if states == 16384 and policy_len == 1 and (step > 3e-3 or ratio > 2.0):
-                failures.append(f"16,384 states, H1: step {fmt(step).strip()} wall, {fmt(cpu).strip()} CPU (target 3 ms), "
-                                f"peak {ratio:.2f}x the arrays (target 2x)")
+                failures.append(
+                    f"16,384 states, H1: step {fmt(step).strip()} wall, {fmt(cpu).strip()} CPU (target 3 ms), "
+                    f"peak {ratio:.2f}x the arrays (target 2x)"
+                )
     print(f"load average after: {harness.load_average()}")
     for failure in failures:
         print(f"MISSED: {failure}")

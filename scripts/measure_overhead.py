@@ -91,8 +91,11 @@ def measure_numba_cache(repeats):
     print("\nnumba engine, 8-state model: import, first step (compile or cache load), second step")
     with tempfile.TemporaryDirectory() as cache_dir:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-        cases = [("empty cache: compile", env, 1), ("disk cache: load", env, repeats),
-                 ("project cache (default)", None, repeats)]
+        cases = [
+            ("empty cache: compile", env, 1),
+            ("disk cache: load", env, repeats),
+            ("project cache (default)", None, repeats),
+        ]
         for name, case_env, n in cases:
             try:
                 runs = [first_step(case_env) for _ in range(n)]
@@ -101,14 +104,25 @@ def measure_numba_cache(repeats):
                 continue
             wall = statistics.median(r[0] for r in runs)
             step = {k: statistics.median(r[1][k] for r in runs) for k in runs[0][1]}
-            print(f"  {name:26s} process {wall:6.2f} s   import {step['import_s']:6.2f} s   "
-                  f"first step {step['first_step_s']:7.3f} s   second step {step['second_step_s'] * 1e3:6.2f} ms")
+            print(
+                f"  {name:26s} process {wall:6.2f} s   import {step['import_s']:6.2f} s   "
+                f"first step {step['first_step_s']:7.3f} s   second step {step['second_step_s'] * 1e3:6.2f} ms"
+            )
 
 
 def measure_snakemake(repeats):
     snakemake = Path(sys.executable).with_name("snakemake")
-    command = [str(snakemake), "-n", "--quiet", "all", "--nolock", "--workflow-profile", "none",
-               "--configfile", "config/test.yaml"]
+    command = [
+        str(snakemake),
+        "-n",
+        "--quiet",
+        "all",
+        "--nolock",
+        "--workflow-profile",
+        "none",
+        "--configfile",
+        "config/test.yaml",
+    ]
     walls = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -46,8 +46,13 @@ def test_nan_in_a_model_is_named():
 
 
 def test_nan_in_a_posterior_names_the_array_and_step():
-    t = gate.Trajectory(qs=np.ones((3, 2)), q_pi=np.array([[0.5, 0.5], [np.nan, 1.0], [0.5, 0.5]]),
-                        G=np.zeros((3, 2)), actions=np.zeros((3, 1), int), ties=np.zeros(3, bool))
+    t = gate.Trajectory(
+        qs=np.ones((3, 2)),
+        q_pi=np.array([[0.5, 0.5], [np.nan, 1.0], [0.5, 0.5]]),
+        G=np.zeros((3, 2)),
+        actions=np.zeros((3, 1), int),
+        ties=np.zeros(3, bool),
+    )
     with pytest.raises(FloatingPointError, match="numba: q_pi holds NaN or inf at gate step 1"):
         t.check_finite("numba")
 
@@ -59,15 +64,24 @@ def test_a_bad_model_writes_no_cell_file(tmp_path, monkeypatch, tiny_timing):
     monkeypatch.setattr(type(study), "build_model", lambda self, point, seed: broken)
     out = tmp_path / "standard.parquet"
     with pytest.raises(ValueError, match=r"B\[0\] is not normalised: column \(0, 0\) sums to 0"):
-        cell.write_cell(out, study_name="inference", point=study.point(4, 3, 2, 1), variant="standard",
-                        master_seed=1, timing=tiny_timing)
+        cell.write_cell(
+            out,
+            study_name="inference",
+            point=study.point(4, 3, 2, 1),
+            variant="standard",
+            master_seed=1,
+            timing=tiny_timing,
+        )
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("path", ["../outside.md", "/etc/passwd.md", "config/../../x.md"])
 def test_model_path_escaping_the_project_is_refused_by_the_schema(path):
-    cfg = {"seed": 1, "variants": ["standard"],
-           "studies": {"inference": {"states": [4], "observations": [2], "actions": [2], "models": [path]}}}
+    cfg = {
+        "seed": 1,
+        "variants": ["standard"],
+        "studies": {"inference": {"states": [4], "observations": [2], "actions": [2], "models": [path]}},
+    }
     with pytest.raises(WorkflowError, match="does not match"):
         validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
 
@@ -79,15 +93,29 @@ from pymdpbench.engines import get_engine  # noqa: E402
 
 
 def test_close_densities_and_learning_rates_get_distinct_cell_ids():
-    memory = get_study("memory").points({"states": [8], "densities": [0.1234567, 0.12345671], "actions": 2,
-                                         "obs_per_state": 0.5})
+    memory = get_study("memory").points(
+        {"states": [8], "densities": [0.1234567, 0.12345671], "actions": 2, "obs_per_state": 0.5}
+    )
     assert len({p["cell"] for p in memory}) == 2
-    assert [p["cell"] for p in get_study("memory").points(
-        {"states": [8], "densities": [0.05, 1], "actions": 2, "obs_per_state": 0.5})] == ["s8-d0.05", "s8-d1"]
-    shared = {"episodes": 2, "steps": 2, "runs": 1, "horizon": 1, "prior_concentration": 1.0, "pB_noise": 0.25,
-              "reward_probability": 0.98}
-    learning = get_study("learning").points({**shared, "configs": [{"lr": 0.1234567, "param_info_gain": False},
-                                                                   {"lr": 0.12345671, "param_info_gain": False}]})
+    assert [
+        p["cell"]
+        for p in get_study("memory").points({"states": [8], "densities": [0.05, 1], "actions": 2, "obs_per_state": 0.5})
+    ] == ["s8-d0.05", "s8-d1"]
+    shared = {
+        "episodes": 2,
+        "steps": 2,
+        "runs": 1,
+        "horizon": 1,
+        "prior_concentration": 1.0,
+        "pB_noise": 0.25,
+        "reward_probability": 0.98,
+    }
+    learning = get_study("learning").points(
+        {
+            **shared,
+            "configs": [{"lr": 0.1234567, "param_info_gain": False}, {"lr": 0.12345671, "param_info_gain": False}],
+        }
+    )
     assert len({p["cell"] for p in learning}) == 2
 
 
@@ -106,6 +134,7 @@ def test_a_cell_id_collision_names_both_points():
 
 # --- config ----------------------------------------------------------------------------------
 
+
 def test_duplicate_yaml_key_is_refused_naming_it(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("seed: 1\nstudies:\n  planning: {states: 4}\n  planning: {states: 8}\n")
@@ -113,12 +142,22 @@ def test_duplicate_yaml_key_is_refused_naming_it(tmp_path):
         checks.refuse_duplicate_keys([path])
 
 
-@pytest.mark.parametrize("key, value", [(["seed"], 7.0), (["studies", "inference", "states"], [4.0]),
-                                        (["studies", "planning", "horizons"], [2.0])])
+@pytest.mark.parametrize(
+    "key, value",
+    [(["seed"], 7.0), (["studies", "inference", "states"], [4.0]), (["studies", "planning", "horizons"], [2.0])],
+)
 def test_float_where_an_integer_is_wanted_is_refused(key, value):
-    cfg = {"seed": 1, "variants": ["standard"], "max_cells": 10, "max_policies": 10, "max_step_time_s": 1,
-           "studies": {"inference": {"states": [4], "observations": [2], "actions": [2]},
-                       "planning": {"states": 4, "observations": 2, "actions": 2, "horizons": [1]}}}
+    cfg = {
+        "seed": 1,
+        "variants": ["standard"],
+        "max_cells": 10,
+        "max_policies": 10,
+        "max_step_time_s": 1,
+        "studies": {
+            "inference": {"states": [4], "observations": [2], "actions": [2]},
+            "planning": {"states": 4, "observations": 2, "actions": 2, "horizons": [1]},
+        },
+    }
     node = cfg
     for k in key[:-1]:
         node = node[k]
@@ -128,11 +167,16 @@ def test_float_where_an_integer_is_wanted_is_refused(key, value):
         checks.refuse_inexact_integers(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"inference": {"states": [1], "observations": [2], "actions": [2]}}, ["minimum of 2", "one state"]),
-    ({"learning": {"configs": [{"lr": 1e308, "param_info_gain": False}], "episodes": 1, "steps": 1}},
-     ["maximum", "overflow"]),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"inference": {"states": [1], "observations": [2], "actions": [2]}}, ["minimum of 2", "one state"]),
+        (
+            {"learning": {"configs": [{"lr": 1e308, "param_info_gain": False}], "episodes": 1, "steps": 1}},
+            ["maximum", "overflow"],
+        ),
+    ],
+)
 def test_sizes_and_rates_pymdp_cannot_run_are_refused_with_the_reason(change, words):
     cfg = {"seed": 1, "variants": ["standard"], "studies": change}
     with pytest.raises(WorkflowError) as err:
@@ -157,8 +201,10 @@ class FractionalAction(Standard):
         return super().sample_action() + 0.9
 
 
-@pytest.mark.parametrize("engine, words", [(ShortQPi, "q_pi of shape (1,), expected (2,)"),
-                                           (FractionalAction, "actions must be whole numbers")])
+@pytest.mark.parametrize(
+    "engine, words",
+    [(ShortQPi, "q_pi of shape (1,), expected (2,)"), (FractionalAction, "actions must be whole numbers")],
+)
 def test_engine_output_that_does_not_fit_the_model_is_refused(engine, words):
     m = random_model(4, [3], [2], [2])
     observations = gate.observation_sequence(1, m.num_obs, 3)
@@ -167,10 +213,15 @@ def test_engine_output_that_does_not_fit_the_model_is_refused(engine, words):
     assert words in str(err.value) and "gate step 0" in str(err.value)
 
 
-@pytest.mark.parametrize("path, words", [("os:system", "is a builtin_function_or_method, not an engine class"),
-                                         ("no_such_module_xyz:Agent", "cannot import module 'no_such_module_xyz'"),
-                                         ("pymdpbench.results:ResultError", "lacks supports, infer_states"),
-                                         ("pymdpbench.engines.standard:Nope", "has no 'Nope'")])
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("os:system", "is a builtin_function_or_method, not an engine class"),
+        ("no_such_module_xyz:Agent", "cannot import module 'no_such_module_xyz'"),
+        ("pymdpbench.results:ResultError", "lacks supports, infer_states"),
+        ("pymdpbench.engines.standard:Nope", "has no 'Nope'"),
+    ],
+)
 def test_custom_variant_is_imported_and_checked_before_any_job(path, words):
     with pytest.raises(checks.ConfigError, match="custom_variants.x") as err:
         checks.check_custom_variants({"x": path})
@@ -179,6 +230,7 @@ def test_custom_variant_is_imported_and_checked_before_any_job(path, words):
 
 
 # --- references ------------------------------------------------------------------------------
+
 
 def reference_file(tmp_path, owner="inference/s3-o2-a2-h1"):
     m = random_model(4, [3], [2], [2])
@@ -222,14 +274,29 @@ def test_corrupt_references_are_removed_before_the_run(tmp_path):
 
 # --- size guards -----------------------------------------------------------------------------
 
-SIZED = {"seed": 1, "variants": ["standard"], "max_cells": 5000, "max_policies": 100000, "max_step_time_s": 60,
-         "memory_cap_mb": 8000}
+SIZED = {
+    "seed": 1,
+    "variants": ["standard"],
+    "max_cells": 5000,
+    "max_policies": 100000,
+    "max_step_time_s": 60,
+    "memory_cap_mb": 8000,
+}
 
 
 def test_too_many_cells_are_refused_before_the_dag_and_the_count_printed(capsys):
-    cfg = {**SIZED, "max_cells": 100,
-           "studies": {"inference": {"states": list(range(2, 302)), "observations": list(range(2, 302)),
-                                     "actions": [2], "max_size_product": 10**9}}}
+    cfg = {
+        **SIZED,
+        "max_cells": 100,
+        "studies": {
+            "inference": {
+                "states": list(range(2, 302)),
+                "observations": list(range(2, 302)),
+                "actions": [2],
+                "max_size_product": 10**9,
+            }
+        },
+    }
     with pytest.raises(checks.ConfigError, match=r"more than 100 cells \(at least 90,000 so far"):
         checks.grid(cfg, ["standard"], get_study)
     cfg["max_cells"] = 5000
@@ -245,8 +312,10 @@ def test_policy_tree_over_budget_is_refused_with_count_and_estimate():
 
 
 def test_a_study_emptied_by_its_cap_is_said_plainly():
-    cfg = {**SIZED, "studies": {"inference": {"states": [64], "observations": [8], "actions": [4],
-                                              "max_size_product": 10}}}
+    cfg = {
+        **SIZED,
+        "studies": {"inference": {"states": [64], "observations": [8], "actions": [4], "max_size_product": 10}},
+    }
     with pytest.raises(checks.ConfigError, match="studies.inference: no grid point left: every states x obs"):
         checks.grid(cfg, ["standard"], get_study)
 
@@ -254,9 +323,22 @@ def test_a_study_emptied_by_its_cap_is_said_plainly():
 def test_figures_and_tables_of_a_study_whose_cells_were_all_skipped_say_so(tmp_path):
     from pymdpbench import figures, tables
 
-    rows = [{"study": "planning", "cell": "s4-o2-a2-h1", "variant": v, "status": "skipped", "reason": "too big",
-             "p_states": 4, "p_obs": 2, "p_actions": 2, "p_horizon": 1, "seed": 1, "model": "random"}
-            for v in ("standard", "numba")]
+    rows = [
+        {
+            "study": "planning",
+            "cell": "s4-o2-a2-h1",
+            "variant": v,
+            "status": "skipped",
+            "reason": "too big",
+            "p_states": 4,
+            "p_obs": 2,
+            "p_actions": 2,
+            "p_horizon": 1,
+            "seed": 1,
+            "model": "random",
+        }
+        for v in ("standard", "numba")
+    ]
     path = tmp_path / "planning.parquet"
     results.write_rows(rows, path, {})
     for name in get_study("planning").figures:
@@ -285,17 +367,22 @@ def test_a_gnn_file_is_parsed_once_per_process(monkeypatch):
 
 # --- leftovers -------------------------------------------------------------------------------
 
+
 def test_temporary_files_of_killed_writes_are_cleaned(tmp_path):
     import os
     import subprocess
     import sys
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     folder = tmp_path / "figures/inference"
     folder.mkdir(parents=True)
-    leftovers = [folder / f".tmp.{dead}.speedup.pdf", tmp_path / f".inference.parquet.tmp.{dead}",
-                 tmp_path / f"reference.npz.tmp.{dead}.npz"]
+    leftovers = [
+        folder / f".tmp.{dead}.speedup.pdf",
+        tmp_path / f".inference.parquet.tmp.{dead}",
+        tmp_path / f"reference.npz.tmp.{dead}.npz",
+    ]
     live = tmp_path / f".planning.parquet.tmp.{os.getpid()}"
     recent = tmp_path / f".memory.parquet.tmp.{dead}"
     for path in [*leftovers, live, recent, tmp_path / "tmp.parquet"]:
@@ -309,6 +396,12 @@ def test_temporary_files_of_killed_writes_are_cleaned(tmp_path):
 
 def test_threads_the_cells_used_are_summarised_for_the_manifest(tmp_path):
     path = tmp_path / "batch.parquet"
-    results.write_rows([{"study": "batch", "cell": "c", "variant": "standard", "threads": t, "blas_threads": b}
-                        for t, b in ((1, "openblas=1"), (2, "openblas=2"), (1, "openblas=1"))], path, {})
+    results.write_rows(
+        [
+            {"study": "batch", "cell": "c", "variant": "standard", "threads": t, "blas_threads": b}
+            for t, b in ((1, "openblas=1"), (2, "openblas=2"), (1, "openblas=1"))
+        ],
+        path,
+        {},
+    )
     assert results.threads_used([path]) == {"batch": {"threads": [1, 2], "blas_threads": ["openblas=1", "openblas=2"]}}

@@ -56,8 +56,14 @@ def test_timing_in_several_fresh_processes(tmp_path, tiny_timing):
     """timing.processes = 3: the row holds the samples of 3 processes (each its own interpreter,
     started by ``pymdpbench time-cell``), a CI across them, and the variance split."""
     point = get_study("inference").point(8, 3, 2, 1)
-    row = cell.write_cell(tmp_path / "c.parquet", study_name="inference", point=point, variant="numba",
-                          master_seed=1, timing={**tiny_timing, "processes": 3})
+    row = cell.write_cell(
+        tmp_path / "c.parquet",
+        study_name="inference",
+        point=point,
+        variant="numba",
+        master_seed=1,
+        timing={**tiny_timing, "processes": 3},
+    )
     stored = pd.read_parquet(tmp_path / "c.parquet").iloc[0]
     assert stored["processes"] == 3
     assert list(stored["sample_process"]) == [0] * 4 + [1] * 4 + [2] * 4
@@ -67,14 +73,15 @@ def test_timing_in_several_fresh_processes(tmp_path, tiny_timing):
     assert 0 <= stored["between_process_share"] <= 1
     assert stored["host"] and row["gate_pass"]
     # each process timed for itself: the three blocks of samples are not copies of one another
-    blocks = [tuple(stored["samples_s"][i * 4:(i + 1) * 4]) for i in range(3)]
+    blocks = [tuple(stored["samples_s"][i * 4 : (i + 1) * 4]) for i in range(3)]
     assert len(set(blocks)) == 3
 
 
 def test_one_process_keeps_between_process_variance_null(tmp_path, tiny_timing):
     point = get_study("inference").point(4, 2, 2, 1)
-    cell.write_cell(tmp_path / "c.parquet", study_name="inference", point=point, variant="numba", master_seed=1,
-                    timing=tiny_timing)
+    cell.write_cell(
+        tmp_path / "c.parquet", study_name="inference", point=point, variant="numba", master_seed=1, timing=tiny_timing
+    )
     stored = pd.read_parquet(tmp_path / "c.parquet").iloc[0]
     assert stored["processes"] == 1 and set(stored["sample_process"]) == {0}
     assert pd.isna(stored["between_process_var_s2"]) and stored["within_process_var_s2"] >= 0

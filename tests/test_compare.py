@@ -21,14 +21,32 @@ def synthetic_run(path, run_id, slow_cell=None, factor=1.0, seed=0, environment=
         for variant in ("standard", "numba"):
             scale = 1e-3 * (factor if (cell, variant) == (slow_cell, "numba") else 1.0)
             samples = (scale * rng.lognormal(0.0, 0.03, size=20)).tolist()
-            rows.append({"study": "inference", "cell": cell, "variant": variant, "model": "random", "status": "ok",
-                         "samples_s": samples, "step_time_s": float(np.median(samples)), "gate_pass": True})
+            rows.append(
+                {
+                    "study": "inference",
+                    "cell": cell,
+                    "variant": variant,
+                    "model": "random",
+                    "status": "ok",
+                    "samples_s": samples,
+                    "step_time_s": float(np.median(samples)),
+                    "gate_pass": True,
+                }
+            )
     env = environment or {"host": "a", "cpu_model": "x", "distributions": {"numpy": "2.0"}}
     path.mkdir(parents=True)
     results.write_rows(rows, path / "inference.parquet", env)
-    (path / "manifest.json").write_text(json.dumps({"run_id": run_id, "started": "2026-01-01T00:00:00+00:00",
-                                                    "ended": "2026-01-01T00:10:00+00:00", "config_files": [],
-                                                    "environment": env}))
+    (path / "manifest.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "started": "2026-01-01T00:00:00+00:00",
+                "ended": "2026-01-01T00:10:00+00:00",
+                "config_files": [],
+                "environment": env,
+            }
+        )
+    )
     return path
 
 
@@ -80,8 +98,12 @@ def test_a_newly_failing_gate_is_a_regression(tmp_path):
 
 def test_environment_differences_are_named(tmp_path):
     old = synthetic_run(tmp_path / "A", "A", seed=1)
-    new = synthetic_run(tmp_path / "B", "B", seed=1,
-                        environment={"host": "b", "cpu_model": "x", "distributions": {"numpy": "2.1", "numba": "0.6"}})
+    new = synthetic_run(
+        tmp_path / "B",
+        "B",
+        seed=1,
+        environment={"host": "b", "cpu_model": "x", "distributions": {"numpy": "2.1", "numba": "0.6"}},
+    )
     result = cli("compare", str(old), str(new), cwd=tmp_path)
     assert result.returncode == 0
     assert "host: a -> b" in result.stdout

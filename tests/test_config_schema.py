@@ -38,24 +38,27 @@ def test_good_config_gets_defaults():
     assert (cfg["max_cells"], cfg["max_policies"], cfg["max_step_time_s"]) == (5000, 100_000, 60)
 
 
-@pytest.mark.parametrize("path, value, words", [
-    (["bogus"], 1, ["bogus", "unexpected"]),
-    (["studies", "inference", "colours"], [1], ["colours", "unexpected"]),
-    (["studies", "inference", "states"], [0], ["states", "minimum"]),
-    (["studies", "inference", "states"], [-4], ["states", "minimum"]),
-    (["studies", "inference", "states"], [], ["states", "non-empty"]),
-    (["studies", "inference", "actions"], "four", ["actions", "not of type"]),
-    (["studies", "planning", "horizons"], [0], ["horizons", "minimum"]),
-    (["studies", "planning", "states"], 2.5, ["states", "not of type"]),
-    (["variants"], [], ["variants", "non-empty"]),
-    (["variants"], ["rm -rf /"], ["variants", "does not match"]),
-    (["seed"], "x", ["seed", "not of type"]),
-    (["threads"], 0, ["threads", "minimum"]),
-    (["memory_cap_mb"], 0, ["memory_cap_mb", "exclusiveMinimum"]),
-    (["timing", "samples"], 1, ["samples", "minimum"]),
-    (["timing", "min_sample_s"], -1, ["min_sample_s", "exclusiveMinimum"]),
-    (["studies"], {}, ["studies"]),
-])
+@pytest.mark.parametrize(
+    "path, value, words",
+    [
+        (["bogus"], 1, ["bogus", "unexpected"]),
+        (["studies", "inference", "colours"], [1], ["colours", "unexpected"]),
+        (["studies", "inference", "states"], [0], ["states", "minimum"]),
+        (["studies", "inference", "states"], [-4], ["states", "minimum"]),
+        (["studies", "inference", "states"], [], ["states", "non-empty"]),
+        (["studies", "inference", "actions"], "four", ["actions", "not of type"]),
+        (["studies", "planning", "horizons"], [0], ["horizons", "minimum"]),
+        (["studies", "planning", "states"], 2.5, ["states", "not of type"]),
+        (["variants"], [], ["variants", "non-empty"]),
+        (["variants"], ["rm -rf /"], ["variants", "does not match"]),
+        (["seed"], "x", ["seed", "not of type"]),
+        (["threads"], 0, ["threads", "minimum"]),
+        (["memory_cap_mb"], 0, ["memory_cap_mb", "exclusiveMinimum"]),
+        (["timing", "samples"], 1, ["samples", "minimum"]),
+        (["timing", "min_sample_s"], -1, ["min_sample_s", "exclusiveMinimum"]),
+        (["studies"], {}, ["studies"]),
+    ],
+)
 def test_bad_config_names_the_key(path, value, words):
     with pytest.raises(WorkflowError) as err:
         validate(with_change(path, value), SCHEMA)
@@ -82,21 +85,34 @@ def test_unknown_variant_is_named(tmp_path):
 
 
 BAD_BEFORE_ANY_JOB = [
-    ("seed: 1\nvariants: [standard]\nstudies:\n  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n"
-     "  planning: {states: 8, observations: 3, actions: 2, horizons: [1]}\n",
-     "key 'planning' is written twice (lines 4 and 5)"),
-    ("seed: 7.0\nvariants: [standard]\nstudies:\n  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n",
-     "config key 'seed': 7.0 is not an integer (write 7)"),
-    ("seed: 1\nvariants: [standard]\nstudies:\n  inference: {states: [4], observations: [2], actions: [2], "
-     "models: [config/models/a_b.md, config/models/a/b.md]}\n",
-     "cell id 'm-gnn_a_b-h1': two grid points share it"),
-    ("seed: 1\nvariants: [standard, x]\ncustom_variants: {x: 'no_such_module_xyz:Agent'}\nstudies:\n"
-     "  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n",
-     "config key 'custom_variants.x': 'no_such_module_xyz:Agent': cannot import module"),
-    ("seed: 1\nvariants: [standard]\nstudies:\n  planning: {states: 8, observations: 6, actions: 4, horizons: [9]}\n",
-     "262,144 policies of length 9"),
-    ("seed: 1\nvariants: [standard]\nmax_cells: 10\nstudies:\n  inference: {states: [2, 3, 4, 5, 6, 7], "
-     "observations: [2, 3], actions: [2]}\n", "the grid has more than 10 cells (at least 12 so far"),
+    (
+        "seed: 1\nvariants: [standard]\nstudies:\n  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n"
+        "  planning: {states: 8, observations: 3, actions: 2, horizons: [1]}\n",
+        "key 'planning' is written twice (lines 4 and 5)",
+    ),
+    (
+        "seed: 7.0\nvariants: [standard]\nstudies:\n  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n",
+        "config key 'seed': 7.0 is not an integer (write 7)",
+    ),
+    (
+        "seed: 1\nvariants: [standard]\nstudies:\n  inference: {states: [4], observations: [2], actions: [2], "
+        "models: [config/models/a_b.md, config/models/a/b.md]}\n",
+        "cell id 'm-gnn_a_b-h1': two grid points share it",
+    ),
+    (
+        "seed: 1\nvariants: [standard, x]\ncustom_variants: {x: 'no_such_module_xyz:Agent'}\nstudies:\n"
+        "  planning: {states: 4, observations: 3, actions: 2, horizons: [1]}\n",
+        "config key 'custom_variants.x': 'no_such_module_xyz:Agent': cannot import module",
+    ),
+    (
+        "seed: 1\nvariants: [standard]\nstudies:\n  planning: {states: 8, observations: 6, actions: 4, horizons: [9]}\n",
+        "262,144 policies of length 9",
+    ),
+    (
+        "seed: 1\nvariants: [standard]\nmax_cells: 10\nstudies:\n  inference: {states: [2, 3, 4, 5, 6, 7], "
+        "observations: [2, 3], actions: [2]}\n",
+        "the grid has more than 10 cells (at least 12 so far",
+    ),
 ]
 
 

@@ -27,8 +27,7 @@ def test_reference_marks_tied_steps_and_ties_are_not_counted():
     model = tied_model()
     observations = gate.observation_sequence(1, model.num_obs, 12)
     reference = gate.run_trajectory(get_engine("standard")(**model.agent_kwargs()), observations, 3)
-    other = gate.run_trajectory(FirstOfTies(**model.agent_kwargs()), observations, 3,
-                                forced_actions=reference.actions)
+    other = gate.run_trajectory(FirstOfTies(**model.agent_kwargs()), observations, 3, forced_actions=reference.actions)
     raw = np.any(other.actions != reference.actions, axis=1)
     assert reference.ties.any()
     assert raw.any(), "the random tie-break must have picked another action at least once"

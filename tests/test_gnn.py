@@ -52,9 +52,9 @@ def test_switch_shapes_and_values():
     assert model.A[0][1, 2] == 0.2 and model.A[0][2, 1] == 0.1
     # B written (action, previous, next) -> pymdp (next, previous, action).
     B = model.B[0]
-    assert B[1, 0, 2] == 0.9   # up from off -> dim
-    assert B[0, 0, 2] == 0.1   # up from off fails
-    assert B[1, 2, 0] == 1.0   # down from bright -> dim
+    assert B[1, 0, 2] == 0.9  # up from off -> dim
+    assert B[0, 0, 2] == 0.1  # up from off fails
+    assert B[1, 2, 0] == 1.0  # down from bright -> dim
     assert B[2, 1, 0] == 0.0
     np.testing.assert_allclose(B.sum(axis=0), 1.0)
     np.testing.assert_array_equal(model.C[0], [0.0, 0.0, 2.0])
@@ -75,12 +75,12 @@ def test_tmaze_shapes_and_values():
     assert model.A_factor_list == [[0], [0, 1]]
     assert model.meta["factors"] == ["loc", "ctx"] and model.meta["modalities"] == ["loc", "out"]
     A_out = model.A[1]
-    assert A_out[1, 1, 0] == 0.9   # reward in the left arm when the reward is on the left
+    assert A_out[1, 1, 0] == 0.9  # reward in the left arm when the reward is on the left
     assert A_out[1, 2, 0] == 0.1
-    assert A_out[4, 3, 1] == 1.0   # cue right in the cue arm, context right
+    assert A_out[4, 3, 1] == 1.0  # cue right in the cue arm, context right
     B_loc = model.B[0]
-    assert B_loc[1, 0, 1] == 1.0   # go left from the centre
-    assert B_loc[1, 1, 3] == 1.0   # the left arm is absorbing, even under "go to cue"
+    assert B_loc[1, 0, 1] == 1.0  # go left from the centre
+    assert B_loc[1, 1, 3] == 1.0  # the left arm is absorbing, even under "go to cue"
     assert B_loc[3, 1, 3] == 0.0
     assert B_loc[3, 0, 3] == 1.0
     np.testing.assert_array_equal(model.B[1][:, :, 0], np.eye(2))
@@ -106,7 +106,9 @@ def test_tmaze_agent_visits_the_cue_first():
 
 def test_non_normalised_b_column_is_refused():
     path = BROKEN / "bad_b_column.md"
-    with pytest.raises(GNNError, match=re.escape("B[:, previous, action] is not normalised: column (0, 1) sums to 2")) as error:
+    with pytest.raises(
+        GNNError, match=re.escape("B[:, previous, action] is not normalised: column (0, 1) sums to 2")
+    ) as error:
         read_gnn(path)
     assert str(path) in str(error.value)
 
@@ -147,7 +149,7 @@ def test_reader_never_evaluates(monkeypatch):
         calls.append(args[:1])
         raise AssertionError("the reader evaluated text")
 
-    with monkeypatch.context() as patched:   # undone before pytest reports anything
+    with monkeypatch.context() as patched:  # undone before pytest reports anything
         for name in ("eval", "exec"):
             patched.setattr(builtins, name, refuse)
         patched.setattr(ast, "literal_eval", refuse)
@@ -167,22 +169,42 @@ B_WRITTEN = """B={
     (1.0, 0.0, 0.0),   # off    -> off"""
 
 REFUSED = {
-    "negative": ([("(0.9, 0.1, 0.0),   # dark", "(0.9, 0.1, -0.1),"), ("(0.0, 0.1, 0.8)    # light", "(0.0, 0.1, 0.9)")],
-                 r"A\[:, B\] has a negative probability at index \(0, 2\)"),
+    "negative": (
+        [("(0.9, 0.1, 0.0),   # dark", "(0.9, 0.1, -0.1),"), ("(0.0, 0.1, 0.8)    # light", "(0.0, 0.1, 0.9)")],
+        r"A\[:, B\] has a negative probability at index \(0, 2\)",
+    ),
     "nan in A": ([("(0.0, 0.1, 0.8)    # light", "(nan, 0.1, 0.8)")], r"A\[:, B\] holds NaN"),
     "nan in C": ([("C={(0.0, 0.0, 2.0)}", "C={(0.0, NaN, 2.0)}")], r"C holds NaN"),
-    "D off by 1e-3": ([("D={0.33333, 0.33333, 0.33333}", "D={0.333, 0.333, 0.333}")],
-                      r"D is not normalised: column \(\) sums to 0.999"),
-    "B column off by 0.1": ([("(0.1, 0.9, 0.0),   # off    -> dim, fails one time in ten", "(0.2, 0.9, 0.0),")],
-                            re.escape("B[:, previous, action] is not normalised: column (0, 2) sums to 1.1")),
+    "D off by 1e-3": (
+        [("D={0.33333, 0.33333, 0.33333}", "D={0.333, 0.333, 0.333}")],
+        r"D is not normalised: column \(\) sums to 0.999",
+    ),
+    "B column off by 0.1": (
+        [("(0.1, 0.9, 0.0),   # off    -> dim, fails one time in ten", "(0.2, 0.9, 0.0),")],
+        re.escape("B[:, previous, action] is not normalised: column (0, 2) sums to 1.1"),
+    ),
     "missing A": ([("A[3,3,type=float]", ""), (A_WRITTEN, "")], r"missing matrix A \(likelihood\)"),
-    "missing B": ([("B[3,3,3,type=float]", ""), (B_WRITTEN, "X={\n  (\n    (1.0, 0.0, 0.0),")],
-                  r"missing matrix B \(transition\)"),
-    "declared without value": ([("D={0.33333, 0.33333, 0.33333}", "")], r"D is declared in StateSpaceBlock .* no value"),
+    "missing B": (
+        [("B[3,3,3,type=float]", ""), (B_WRITTEN, "X={\n  (\n    (1.0, 0.0, 0.0),")],
+        r"missing matrix B \(transition\)",
+    ),
+    "declared without value": (
+        [("D={0.33333, 0.33333, 0.33333}", "")],
+        r"D is declared in StateSpaceBlock .* no value",
+    ),
     "value without declaration": ([("D[3,type=float]", "")], r"D has a value but is not declared"),
-    "garbled declaration": ([("C[3,type=float]", "C[3,type=float")], r":\d+: cannot read StateSpaceBlock line 'C\[3,type=float'"),
-    "missing comma": ([("C={(0.0, 0.0, 2.0)}", "C={(0.0, 0.0 2.0)}")], r":\d+: missing comma before '2.0' in the value of C"),
-    "unclosed value": ([("C={(0.0, 0.0, 2.0)}", "C={(0.0, 0.0, 2.0)")], r"the value of C \(line \d+\) is not closed before line \d+"),
+    "garbled declaration": (
+        [("C[3,type=float]", "C[3,type=float")],
+        r":\d+: cannot read StateSpaceBlock line 'C\[3,type=float'",
+    ),
+    "missing comma": (
+        [("C={(0.0, 0.0, 2.0)}", "C={(0.0, 0.0 2.0)}")],
+        r":\d+: missing comma before '2.0' in the value of C",
+    ),
+    "unclosed value": (
+        [("C={(0.0, 0.0, 2.0)}", "C={(0.0, 0.0, 2.0)")],
+        r"the value of C \(line \d+\) is not closed before line \d+",
+    ),
     "mismatched bracket": ([("C={(0.0, 0.0, 2.0)}", "C={(0.0, 0.0, 2.0]}")], r"'\(' closed by '\]'"),
     "ragged value": ([("(0.0, 1.0, 0.0)    # bright -> dim", "(0.0, 1.0)")], r"value of B is ragged"),
     "unknown section": ([("## Footer", "## Extras")], r"unknown section '## Extras'"),
@@ -191,13 +213,19 @@ REFUSED = {
     "garbled parameter": ([("num_obs: 3", "num_obs 3")], r"cannot read ModelParameters line 'num_obs 3'"),
     "parameter disagrees": ([("num_obs: 3", "num_obs: 4")], r"ModelParameters num_obs: 4 disagrees .* \[3\]"),
     "symbolic matrix size": ([("C[3,type=float]", "C[n,type=float]")], r"C is declared with a symbolic size"),
-    "wrong B layout": ([("B[3,3,3,type=float]", "B[3,3,2,type=float]")],
-                       r"B is declared \(next, previous, action\) = \(3, 3, 2\) .* should have shape \(2, 3, 3\), "
-                       r"but its value has shape \(3, 3, 3\)"),
-    "C for no A": ([("C[3,type=float]", "C_x[3,type=float]"), ("C={(0.0, 0.0, 2.0)}", "C_x={(0.0, 0.0, 2.0)}")],
-                   r"C_x has no matching A_x"),
-    "text before sections": ([("# GNN model: three-position dimmer switch", "dimmer switch")],
-                             r":1: text before the first"),
+    "wrong B layout": (
+        [("B[3,3,3,type=float]", "B[3,3,2,type=float]")],
+        r"B is declared \(next, previous, action\) = \(3, 3, 2\) .* should have shape \(2, 3, 3\), "
+        r"but its value has shape \(3, 3, 3\)",
+    ),
+    "C for no A": (
+        [("C[3,type=float]", "C_x[3,type=float]"), ("C={(0.0, 0.0, 2.0)}", "C_x={(0.0, 0.0, 2.0)}")],
+        r"C_x has no matching A_x",
+    ),
+    "text before sections": (
+        [("# GNN model: three-position dimmer switch", "dimmer switch")],
+        r":1: text before the first",
+    ),
 }
 
 
@@ -229,12 +257,18 @@ def test_renormalisation_is_limited_to_rounding(tmp_path):
     model = read_gnn(path)
     assert sorted(model.meta["renormalised"]) == ["A", "D"]
     np.testing.assert_allclose(model.A[0].sum(axis=0), 1.0, rtol=0, atol=1e-15)
-    np.testing.assert_allclose(model.A[0][:, 1], [0.1, 0.8, 0.1])   # untouched column
+    np.testing.assert_allclose(model.A[0][:, 1], [0.1, 0.8, 0.1])  # untouched column
 
 
 def test_missing_c_and_d_take_pymdp_defaults(tmp_path):
-    path = write_variant(tmp_path, "tmaze.md", ("C_loc[4,type=float]", ""), ("C_loc={(0.0, 0.0, 0.0, 0.0)}", ""),
-                         ("D_ctx[2,type=float]", ""), ("D_ctx={0.5, 0.5}", ""))
+    path = write_variant(
+        tmp_path,
+        "tmaze.md",
+        ("C_loc[4,type=float]", ""),
+        ("C_loc={(0.0, 0.0, 0.0, 0.0)}", ""),
+        ("D_ctx[2,type=float]", ""),
+        ("D_ctx={0.5, 0.5}", ""),
+    )
     model = read_gnn(path)
     np.testing.assert_array_equal(model.C[0], np.zeros(4))
     np.testing.assert_array_equal(model.D[1], [0.5, 0.5])
@@ -255,14 +289,22 @@ A={(1.0, 0.0), (0.0, 1.0)}
 B_x={((1.0, 0.0), (0.0, 1.0))}
 B_y={((1.0, 0.0), (0.0, 1.0))}
 """)
-    with pytest.raises(GNNError, match=re.escape("A has state axes (2,), which match several factor choices (['x']; ['y'])")):
+    with pytest.raises(
+        GNNError, match=re.escape("A has state axes (2,), which match several factor choices (['x']; ['y'])")
+    ):
         read_gnn(path)
 
 
 def test_a_matching_no_factor_is_refused(tmp_path):
-    path = write_variant(tmp_path, "tmaze.md", ("A_loc[4,4,type=float]", "A_loc[4,3,type=float]"),
-                         ("(1.0, 0.0, 0.0, 0.0),\n  (0.0, 1.0, 0.0, 0.0),\n  (0.0, 0.0, 1.0, 0.0),\n  (0.0, 0.0, 0.0, 1.0)\n}",
-                          "(1.0, 0.0, 0.0),\n  (0.0, 1.0, 0.0),\n  (0.0, 0.0, 1.0),\n  (0.0, 0.0, 0.0)\n}"))
+    path = write_variant(
+        tmp_path,
+        "tmaze.md",
+        ("A_loc[4,4,type=float]", "A_loc[4,3,type=float]"),
+        (
+            "(1.0, 0.0, 0.0, 0.0),\n  (0.0, 1.0, 0.0, 0.0),\n  (0.0, 0.0, 1.0, 0.0),\n  (0.0, 0.0, 0.0, 1.0)\n}",
+            "(1.0, 0.0, 0.0),\n  (0.0, 1.0, 0.0),\n  (0.0, 0.0, 1.0),\n  (0.0, 0.0, 0.0)\n}",
+        ),
+    )
     with pytest.raises(GNNError, match=re.escape("A_loc has state axes (3,), which match no factors")):
         read_gnn(path)
 

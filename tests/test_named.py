@@ -51,7 +51,7 @@ def test_tmaze_is_pymdps_environment():
         np.testing.assert_array_equal(ours, theirs)
     for ours, theirs in zip(model.B, env.get_transition_dist()):
         np.testing.assert_array_equal(ours, theirs)
-    assert model.C[1].argmax() == 1 and model.C[1].argmin() == 2   # reward preferred, loss avoided
+    assert model.C[1].argmax() == 1 and model.C[1].argmin() == 2  # reward preferred, loss avoided
     np.testing.assert_array_equal(model.D[0], [1.0, 0.0, 0.0, 0.0])
     np.testing.assert_array_equal(model.D[1], [0.5, 0.5])
 
@@ -65,9 +65,9 @@ def test_gridworld():
     model = load_named_model("gridworld")
     assert model.num_states == [9] and model.num_obs == [9] and model.num_controls == [5]
     np.testing.assert_array_equal(model.A[0], np.eye(9))
-    assert model.B[0][1, 0, 1] == 1.0   # RIGHT from the top-left cell
-    assert model.B[0][3, 0, 2] == 1.0   # DOWN from the top-left cell
-    assert model.B[0][0, 0, 0] == 1.0   # UP at the top edge stays
+    assert model.B[0][1, 0, 1] == 1.0  # RIGHT from the top-left cell
+    assert model.B[0][3, 0, 2] == 1.0  # DOWN from the top-left cell
+    assert model.B[0][0, 0, 0] == 1.0  # UP at the top edge stays
     assert model.C[0].argmax() == 8
     np.testing.assert_array_equal(model.D[0], np.eye(9)[0])
 
@@ -79,7 +79,7 @@ def test_gridworld_agent_walks_towards_the_goal():
     agent = Agent(**model.agent_kwargs())
     agent.infer_states([1])
     agent.infer_policies()
-    assert agent.sample_action()[0] == 1   # RIGHT
+    assert agent.sample_action()[0] == 1  # RIGHT
 
 
 def test_unknown_name_lists_the_known_ones():

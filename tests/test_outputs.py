@@ -13,7 +13,9 @@ SELF = "pymdpbench.engines.standard:Agent"
 
 
 @pytest.fixture(scope="module")
-def merged(tmp_path_factory, ):
+def merged(
+    tmp_path_factory,
+):
     """A small inference table: standard and the standard agent again as a custom variant."""
     tmp = tmp_path_factory.mktemp("outputs")
     timing = {"samples": 4, "min_sample_s": 0.001, "gate_steps": 3, "memory_steps": 1, "unstable_iqr_ratio": 0.5}
@@ -23,9 +25,17 @@ def merged(tmp_path_factory, ):
         ref = tmp / f"{states}.npz"
         for variant, engine in (("standard", None), ("again", SELF)):
             path = tmp / f"{states}-{variant}.parquet"
-            cell.write_cell(path, study_name="inference", point=point, variant=variant, engine=engine, master_seed=1,
-                            timing=timing, reference_path=None if variant == "standard" else str(ref),
-                            write_reference=str(ref) if variant == "standard" else None)
+            cell.write_cell(
+                path,
+                study_name="inference",
+                point=point,
+                variant=variant,
+                engine=engine,
+                master_seed=1,
+                timing=timing,
+                reference_path=None if variant == "standard" else str(ref),
+                write_reference=str(ref) if variant == "standard" else None,
+            )
             paths.append(path)
     results.merge(paths, tmp / "inference.parquet")
     return tmp / "inference.parquet"
@@ -56,8 +66,12 @@ def test_headline_numbers_and_macros(merged, tmp_path):
     assert numbers["variants"]["again"]["max_deviation"] == 0.0
     tex = (tmp_path / "numbers.tex").read_text()
     assert r"\newcommand{\againMaxSpeedup}" in tex
-    assert tables.numbers_tex({"cells": 1, "variants": {"float32": {"largest_states": 8}}}).count(
-        r"\floatThreeTwoLargestStates") == 1
+    assert (
+        tables.numbers_tex({"cells": 1, "variants": {"float32": {"largest_states": 8}}}).count(
+            r"\floatThreeTwoLargestStates"
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize("name", ["scaling", "speedup", "deviation"])

@@ -37,8 +37,10 @@ def test_merged_tables_hold_every_cell_and_variant(run):
 
 @pytest.mark.slow
 def test_figures_tables_and_manifest(run):
-    for study, figures in {"inference": ["scaling", "speedup", "deviation"],
-                           "planning": ["horizon", "speedup", "deviation"]}.items():
+    for study, figures in {
+        "inference": ["scaling", "speedup", "deviation"],
+        "planning": ["horizon", "speedup", "deviation"],
+    }.items():
         for figure in figures:
             for ext in ("pdf", "png"):
                 assert (run / f"results/figures/{study}/{figure}.{ext}").stat().st_size > 1000
@@ -63,8 +65,14 @@ def test_run_is_archived_with_benchmarks_and_host(run):
     manifest = json.loads((run / "results/manifest.json").read_text())
     archived = run / "results/runs" / manifest["run_id"]
     assert json.loads((archived / "manifest.json").read_text()) == manifest
-    for name in ("inference.parquet", "planning.parquet", "tables/inference.tex", "figures/inference/scaling.png",
-                 "paper/numbers.tex", "benchmarks/inference/s3-o2-a2-h1/numba.tsv"):
+    for name in (
+        "inference.parquet",
+        "planning.parquet",
+        "tables/inference.tex",
+        "figures/inference/scaling.png",
+        "paper/numbers.tex",
+        "benchmarks/inference/s3-o2-a2-h1/numba.tsv",
+    ):
         assert (archived / name).stat().st_size > 0, name
     benchmark = pd.read_csv(run / "results/benchmarks/planning/s3-o2-a2-h2/standard.tsv", sep="\t")
     assert benchmark["s"].iloc[0] > 0 and "max_rss" in benchmark

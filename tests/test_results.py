@@ -10,8 +10,17 @@ from pymdpbench import results
 
 
 def row(cell, variant="standard", **extra):
-    return {"study": "inference", "cell": cell, "variant": variant, "status": "ok", "reason": "",
-            "samples_s": [1e-3, 2e-3], "step_time_s": 1.5e-3, "gate_pass": True, **extra}
+    return {
+        "study": "inference",
+        "cell": cell,
+        "variant": variant,
+        "status": "ok",
+        "reason": "",
+        "samples_s": [1e-3, 2e-3],
+        "step_time_s": 1.5e-3,
+        "gate_pass": True,
+        **extra,
+    }
 
 
 def test_write_and_read_roundtrip(tmp_path):
@@ -68,9 +77,25 @@ def test_opt_in_skip_leaves_a_bad_file_out_and_says_so(tmp_path):
     assert list(skipped) == [str(bad)]
     from pymdpbench.tables import markdown
 
-    assert "left out of the merge" in markdown(merged.assign(**{
-        "p_states": 4, "p_obs": 2, "p_actions": 2, "p_horizon": 1, "ci_low_s": 1e-3, "ci_high_s": 2e-3,
-        "dev_qs": 0.0, "dev_q_pi": 0.0, "dev_G_rel": 0.0, "stable": True, "n_action_diff": 0, "seed": 1}), skipped)
+    assert "left out of the merge" in markdown(
+        merged.assign(
+            **{
+                "p_states": 4,
+                "p_obs": 2,
+                "p_actions": 2,
+                "p_horizon": 1,
+                "ci_low_s": 1e-3,
+                "ci_high_s": 2e-3,
+                "dev_qs": 0.0,
+                "dev_q_pi": 0.0,
+                "dev_G_rel": 0.0,
+                "stable": True,
+                "n_action_diff": 0,
+                "seed": 1,
+            }
+        ),
+        skipped,
+    )
 
 
 def cell_file(root, cell, variant="standard", study="inference", rows=None):
@@ -83,14 +108,22 @@ def cell_file(root, cell, variant="standard", study="inference", rows=None):
 def test_merge_refuses_a_cell_file_copied_over_another(tmp_path):
     a, b = cell_file(tmp_path, "s4"), cell_file(tmp_path, "s8")
     b.write_bytes(a.read_bytes())
-    with pytest.raises(results.ResultError, match=r"s8/standard.parquet: holds the row of inference/s4/standard, but "
-                                                  r"its path is that of inference/s8/standard"):
+    with pytest.raises(
+        results.ResultError,
+        match=r"s8/standard.parquet: holds the row of inference/s4/standard, but "
+        r"its path is that of inference/s8/standard",
+    ):
         results.merge([a, b], tmp_path / "study.parquet", study="inference")
     assert not (tmp_path / "study.parquet").exists()
 
 
-@pytest.mark.parametrize("rows, words", [([], "holds 0 rows, its study writes 1 per cell"),
-                                         ([row("s4"), row("s4")], "holds 2 rows, its study writes 1 per cell")])
+@pytest.mark.parametrize(
+    "rows, words",
+    [
+        ([], "holds 0 rows, its study writes 1 per cell"),
+        ([row("s4"), row("s4")], "holds 2 rows, its study writes 1 per cell"),
+    ],
+)
 def test_merge_refuses_an_empty_or_doubled_cell_file(tmp_path, rows, words):
     good = cell_file(tmp_path, "s8")
     bad = cell_file(tmp_path, "s4", rows=rows)
@@ -106,8 +139,11 @@ def test_merge_refuses_a_foreign_study_and_duplicates(tmp_path):
         results.merge([good, foreign], tmp_path / "study.parquet", study="inference")
     twin = tmp_path / "twin.parquet"
     results.write_rows([row("s8")], twin, {})
-    with pytest.raises(results.ResultError, match=r"twin.parquet: holds the row of inference/s8/standard, as .*s8/"
-                                                  r"standard.parquet does \(a duplicate\)"):
+    with pytest.raises(
+        results.ResultError,
+        match=r"twin.parquet: holds the row of inference/s8/standard, as .*s8/"
+        r"standard.parquet does \(a duplicate\)",
+    ):
         results.merge([good, twin], tmp_path / "study.parquet", study="inference")
     with pytest.raises(results.ResultError, match="listed twice"):
         results.merge([good, good], tmp_path / "study.parquet")

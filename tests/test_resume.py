@@ -31,7 +31,9 @@ KILL_POINTS = [("parse", 0), ("cells", 1), ("cells", 6), ("merged", 1)]
 
 def count(workdir, what):
     if what == "cells":
-        return len(list((workdir / "results/cells").glob("*/*/*.parquet"))) if (workdir / "results/cells").exists() else 0
+        return (
+            len(list((workdir / "results/cells").glob("*/*/*.parquet"))) if (workdir / "results/cells").exists() else 0
+        )
     return sum((workdir / f"results/{s}.parquet").exists() for s in STUDIES)
 
 
@@ -49,8 +51,13 @@ def uninterrupted(tmp_path_factory):
 def test_killed_run_resumes_to_the_same_results(tmp_path, uninterrupted, what, n):
     workdir = copy_workflow(tmp_path)
     (workdir / "c.yaml").write_text(yaml.safe_dump(CONFIG))
-    proc = subprocess.Popen([SNAKEMAKE, "--cores", "2", "--configfile", "c.yaml"], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [SNAKEMAKE, "--cores", "2", "--configfile", "c.yaml"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while what != "parse" and count(workdir, what) < n and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

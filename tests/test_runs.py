@@ -16,20 +16,38 @@ def fake_results(root):
     (root / "paper").mkdir()
     (root / "cells/inference/s8").mkdir(parents=True)
     (root / "benchmarks/inference/s8").mkdir(parents=True)
-    for name in ("inference.parquet", "figures/inference/scaling.png", "tables/inference.tex", "paper/numbers.tex",
-                 "cells/inference/s8/numba.parquet", "benchmarks/inference/s8/numba.tsv"):
+    for name in (
+        "inference.parquet",
+        "figures/inference/scaling.png",
+        "tables/inference.tex",
+        "paper/numbers.tex",
+        "cells/inference/s8/numba.parquet",
+        "benchmarks/inference/s8/numba.tsv",
+    ):
         (root / name).write_text(name)
     return root
 
 
 def test_manifest_archives_the_run(tmp_path):
     results = fake_results(tmp_path / "results")
-    manifest = harness.write_manifest(results / "manifest.json", command="snakemake", config={"seed": 1},
-                                      profile=None, config_files=["c.yaml"], started=time.time() - 60, ended=time.time())
+    manifest = harness.write_manifest(
+        results / "manifest.json",
+        command="snakemake",
+        config={"seed": 1},
+        profile=None,
+        config_files=["c.yaml"],
+        started=time.time() - 60,
+        ended=time.time(),
+    )
     run = results / "runs" / manifest["run_id"]
     assert json.loads((run / "manifest.json").read_text())["run_id"] == manifest["run_id"]
-    for name in ("inference.parquet", "figures/inference/scaling.png", "tables/inference.tex", "paper/numbers.tex",
-                 "benchmarks/inference/s8/numba.tsv"):
+    for name in (
+        "inference.parquet",
+        "figures/inference/scaling.png",
+        "tables/inference.tex",
+        "paper/numbers.tex",
+        "benchmarks/inference/s8/numba.tsv",
+    ):
         assert (run / name).read_text() == name
     assert not (run / "cells").exists()  # the merged tables hold every row
     # hard links: a later run replaces the live file by a rename and leaves the archived one as it was

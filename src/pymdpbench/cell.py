@@ -42,8 +42,18 @@ def held_bytes(arrays):
     return int(sum(held_bytes(a) for a in arrays))
 
 
-def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_cap_bytes=None,
-             reference_path=None, write_reference=None, engine=None):
+def run_cell(
+    study_name,
+    point,
+    variant,
+    master_seed,
+    timing,
+    threads=1,
+    memory_cap_bytes=None,
+    reference_path=None,
+    write_reference=None,
+    engine=None,
+):
     """Measure one (study, point, variant) and return its row (a dict of the row schema).
 
     ``engine`` is the variant's "module:Class" path when it is not a registered name.
@@ -53,8 +63,15 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     seed = cell_seed(master_seed, study_name, point["cell"])
     model_seed, obs_seed, action_seed = derived_seeds(seed)
     owner = f"{study_name}/{point['cell']}"
-    row = {"study": study_name, "cell": point["cell"], "variant": variant, "seed": seed,
-           "threads": threads, "tolerance": None, **study.row_parameters(point)}
+    row = {
+        "study": study_name,
+        "cell": point["cell"],
+        "variant": variant,
+        "seed": seed,
+        "threads": threads,
+        "tolerance": None,
+        **study.row_parameters(point),
+    }
 
     supported, reason = study.supports(point, variant)
     if supported:
@@ -62,7 +79,10 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
         supported, reason = Agent.supports(study.options(point))
     needed = estimated_bytes(study, point, variant)
     if supported and memory_cap_bytes and needed > memory_cap_bytes:
-        supported, reason = False, f"model needs ~{needed / 2**20:.0f} MiB > memory cap {memory_cap_bytes / 2**20:.0f} MiB"
+        supported, reason = (
+            False,
+            f"model needs ~{needed / 2**20:.0f} MiB > memory cap {memory_cap_bytes / 2**20:.0f} MiB",
+        )
     if not supported:
         if write_reference is not None:  # the point's other variants still run, without a reference
             gate.save_absent_reference(write_reference, f"standard skipped: {reason}", owner)
@@ -75,12 +95,14 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
 
     warm = Agent(**kwargs)
     warmup_s = warm.warmup() if callable(getattr(warm, "warmup", None)) else 0.0
-    _, first_step_s = harness.timed(lambda: gate.run_trajectory(warm, observations[:1], action_seed,
-                                                                learning=study.gate_learning))
+    _, first_step_s = harness.timed(
+        lambda: gate.run_trajectory(warm, observations[:1], action_seed, learning=study.gate_learning)
+    )
 
     agent, setup_time_s = harness.timed(lambda: Agent(**kwargs))
-    reference, absent = (gate.load_reference(reference_path, study_name, point["cell"])
-                         if reference_path is not None else (None, ""))
+    reference, absent = (
+        gate.load_reference(reference_path, study_name, point["cell"]) if reference_path is not None else (None, "")
+    )
     shape = (len(observations), model.num_states, len(agent.policies), len(model.num_states))
     if reference is not None:  # a reference that does not fit this point's model: say so, and what to do
         try:
@@ -91,8 +113,9 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
     forced = None
     if reference is not None and traits(engine or variant).rng != "numpy":  # its own generator: replay
         forced = reference.actions
-    trajectory = gate.run_trajectory(agent, observations, action_seed, learning=study.gate_learning,
-                                     forced_actions=forced)
+    trajectory = gate.run_trajectory(
+        agent, observations, action_seed, learning=study.gate_learning, forced_actions=forced
+    )
     trajectory.check_finite(variant)
     trajectory.check_shapes(f"engine {variant}", *shape)
     if write_reference is not None:
@@ -109,20 +132,27 @@ def run_cell(study_name, point, variant, master_seed, timing, threads=1, memory_
 
     summary = stats.summarise(samples, timing["unstable_iqr_ratio"], seed=seed % 2**32)
     q_pi = trajectory.q_pi[-1]
-    row.update({
-        "status": "ok", "reason": row.get("reason", ""),
-        "n_policies": len(agent.policies),
-        "model_bytes": held_bytes(agent.A) + held_bytes(agent.B),
-        "setup_time_s": setup_time_s,
-        "compile_time_s": warmup_s + max(0.0, first_step_s - summary["step_time_s"]),
-        "samples_s": samples, "inner_loops": inner, **summary,
-        "tracemalloc_peak_bytes": traced_peak, "rss_peak_bytes": rss_peak,
-        "q_pi_entropy": float(-np.sum(q_pi * np.log(q_pi + 1e-16))),
-        "blas_threads": ",".join(f"{k}={v}" for k, v in sorted(blas.items())),
-        "load_avg_1m": load,
-        "rolling_mean_s": monitor.rolling_mean_s, "rolling_std_s": monitor.rolling_std_s,
-        "rss_trace_bytes": monitor.rss_trace_bytes,
-    })
+    row.update(
+        {
+            "status": "ok",
+            "reason": row.get("reason", ""),
+            "n_policies": len(agent.policies),
+            "model_bytes": held_bytes(agent.A) + held_bytes(agent.B),
+            "setup_time_s": setup_time_s,
+            "compile_time_s": warmup_s + max(0.0, first_step_s - summary["step_time_s"]),
+            "samples_s": samples,
+            "inner_loops": inner,
+            **summary,
+            "tracemalloc_peak_bytes": traced_peak,
+            "rss_peak_bytes": rss_peak,
+            "q_pi_entropy": float(-np.sum(q_pi * np.log(q_pi + 1e-16))),
+            "blas_threads": ",".join(f"{k}={v}" for k, v in sorted(blas.items())),
+            "load_avg_1m": load,
+            "rolling_mean_s": monitor.rolling_mean_s,
+            "rolling_std_s": monitor.rolling_std_s,
+            "rss_trace_bytes": monitor.rss_trace_bytes,
+        }
+    )
     row.update(study.measure(Agent, kwargs, point, seed, timing))
     return row
 

@@ -34,8 +34,10 @@ def _mapping_without_duplicates(loader, node, deep=False):
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise ConfigError(f"{node.start_mark.name}: key {key!r} is written twice (lines {seen[key] + 1} and "
-                              f"{key_node.start_mark.line + 1}); YAML would keep only the last one")
+            raise ConfigError(
+                f"{node.start_mark.name}: key {key!r} is written twice (lines {seen[key] + 1} and "
+                f"{key_node.start_mark.line + 1}); YAML would keep only the last one"
+            )
         seen[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep=deep)
 
@@ -94,8 +96,10 @@ def check_custom_variants(custom_variants):
             raise ConfigError(f"{where}: is a {type(engine).__name__}, not an engine class")
         missing = [m for m in ENGINE_METHODS if not callable(getattr(engine, m, None))]
         if missing:
-            raise ConfigError(f"{where}: not an engine class: it lacks {', '.join(missing)} "
-                              "(an engine has pymdp's legacy Agent methods and supports(options))")
+            raise ConfigError(
+                f"{where}: not an engine class: it lacks {', '.join(missing)} "
+                "(an engine has pymdp's legacy Agent methods and supports(options))"
+            )
 
 
 # --- the grid --------------------------------------------------------------------------------
@@ -109,8 +113,9 @@ def index_points(study_name, points):
         other = by_id.setdefault(point["cell"], point)
         if other is not point:
             same = "the same point is listed twice" if other == point else "two grid points share it"
-            raise ConfigError(f"studies.{study_name}: cell id {point['cell']!r}: {same}: "
-                              f"{_describe(other)} and {_describe(point)}")
+            raise ConfigError(
+                f"studies.{study_name}: cell id {point['cell']!r}: {same}: {_describe(other)} and {_describe(point)}"
+            )
     return by_id
 
 
@@ -155,7 +160,8 @@ def check_policies(study_name, study, points, max_policies, max_step_time_s, mem
             raise ConfigError(
                 f"studies.{study_name}: cell {point['cell']}: {policies:,} policies of length {horizon}, "
                 f"~{step_s:.3g} s per step of the reference agent; budget: max_policies {max_policies:,}, "
-                f"max_step_time_s {max_step_time_s:g} (raise them in the config, or lower the horizon or actions)")
+                f"max_step_time_s {max_step_time_s:g} (raise them in the config, or lower the horizon or actions)"
+            )
 
 
 def grid(config, variants, get_study, stream=None):
@@ -171,15 +177,25 @@ def grid(config, variants, get_study, stream=None):
         points[name] = index_points(name, listed)
         total += len(listed) * len(variants)
         if total > config["max_cells"]:
-            raise ConfigError(f"the grid has more than {config['max_cells']:,} cells (at least {total:,} so far, "
-                              f"at {name}: {len(listed):,} points x {len(variants)} variants); "
-                              "raise max_cells or shrink the grid")
+            raise ConfigError(
+                f"the grid has more than {config['max_cells']:,} cells (at least {total:,} so far, "
+                f"at {name}: {len(listed):,} points x {len(variants)} variants); "
+                "raise max_cells or shrink the grid"
+            )
     for name, by_id in points.items():
-        check_policies(name, get_study(name), by_id.values(), config["max_policies"], config["max_step_time_s"],
-                       config["memory_cap_mb"] * 2**20)
+        check_policies(
+            name,
+            get_study(name),
+            by_id.values(),
+            config["max_policies"],
+            config["max_step_time_s"],
+            config["memory_cap_mb"] * 2**20,
+        )
     counts = ", ".join(f"{name} {len(by_id)}" for name, by_id in points.items())
-    print(f"pymdp-bench: {total:,} cells ({counts} points x {len(variants)} variants; max_cells "
-          f"{config['max_cells']:,})", file=stream or sys.stderr)
+    print(
+        f"pymdp-bench: {total:,} cells ({counts} points x {len(variants)} variants; max_cells {config['max_cells']:,})",
+        file=stream or sys.stderr,
+    )
     return points
 
 
@@ -255,6 +271,9 @@ def clean_leftovers(root="results", stream=None, now=None):
                 except FileNotFoundError:
                     pass
     if removed:
-        print(f"pymdp-bench: removed {len(removed)} temporary file(s) of interrupted writes: "
-              f"{', '.join(removed[:5])}{' ...' if len(removed) > 5 else ''}", file=stream or sys.stderr)
+        print(
+            f"pymdp-bench: removed {len(removed)} temporary file(s) of interrupted writes: "
+            f"{', '.join(removed[:5])}{' ...' if len(removed) > 5 else ''}",
+            file=stream or sys.stderr,
+        )
     return removed

@@ -40,9 +40,11 @@ def cmd_compare(args):
     else:
         print("environments: identical (host, CPU, versions of every distribution, BLAS, threads)")
     loads = [pd.to_numeric(df.loc[df["status"] == "ok", "load_avg_1m"]).median() for df in (old, new)]
-    print(f"machine load while timing (median 1-minute load average of the rows): old {loads[0]:.2f}, "
-          f"new {loads[1]:.2f} on {old_m.get('environment', {}).get('cpu_count', '?')} and "
-          f"{new_m.get('environment', {}).get('cpu_count', '?')} CPUs")
+    print(
+        f"machine load while timing (median 1-minute load average of the rows): old {loads[0]:.2f}, "
+        f"new {loads[1]:.2f} on {old_m.get('environment', {}).get('cpu_count', '?')} and "
+        f"{new_m.get('environment', {}).get('cpu_count', '?')} CPUs"
+    )
     comparison = compare.compare_runs(old, new, threshold=args.threshold, alpha=args.alpha)
     print(compare.format_comparison(comparison, args.threshold))
     only = {"only in old": len(_keys(old) - _keys(new)), "only in new": len(_keys(new) - _keys(old))}
@@ -52,8 +54,10 @@ def cmd_compare(args):
         comparison.to_csv(args.csv, index=False)
     bad = compare.regressions(comparison)
     if len(bad):
-        print(f"REGRESSION: {len(bad)} of {len(comparison)} (study, cell, variant) slower by more than "
-              f"{args.threshold:.0%} (BH-adjusted p < {args.alpha}) or newly failing the gate")
+        print(
+            f"REGRESSION: {len(bad)} of {len(comparison)} (study, cell, variant) slower by more than "
+            f"{args.threshold:.0%} (BH-adjusted p < {args.alpha}) or newly failing the gate"
+        )
         return 1
     return 0
 
@@ -74,8 +78,10 @@ def cmd_runs(args):
     for run in found:
         wall = _wall(run["started"], run["ended"])
         commit = (run["git_commit"] or "?")[:7] + ("+" if run["git_dirty"] else "")
-        print(f"{run['run_id']:<28} {(run['started'] or '?')[:19]:<20} {wall:>8} {commit:<9} "
-              f"{(run['host'] or '?')[:16]:<16} {','.join(run['config_files'])[:24]:<24} {','.join(run['studies'])}")
+        print(
+            f"{run['run_id']:<28} {(run['started'] or '?')[:19]:<20} {wall:>8} {commit:<9} "
+            f"{(run['host'] or '?')[:16]:<16} {','.join(run['config_files'])[:24]:<24} {','.join(run['studies'])}"
+        )
     return 0
 
 
@@ -108,8 +114,12 @@ def cmd_models(args):
             continue
         print(f"{name:<28} {str(model.num_states):<14} {str(model.num_obs):<14} {str(model.num_controls):<10} ok")
         if args.engines:
-            options = {"num_states": model.num_states, "num_obs": model.num_obs,
-                       "num_controls": model.num_controls, "policy_len": args.horizon}
+            options = {
+                "num_states": model.num_states,
+                "num_obs": model.num_obs,
+                "num_controls": model.num_controls,
+                "policy_len": args.horizon,
+            }
             for engine in ENGINES:
                 ok, reason = get_engine(engine).supports(options)
                 print(f"    {engine:<10} {'supported' if ok else 'not supported: ' + str(reason)}")
@@ -121,8 +131,9 @@ def cmd_bench(args):
     as it pins itself), with the arguments passed on."""
     script = ROOT / "scripts" / "bench_engines.py"
     if not script.is_file():
-        print(f"pymdpbench bench: {script} not found (it ships with the project checkout, not the wheel)",
-              file=sys.stderr)
+        print(
+            f"pymdpbench bench: {script} not found (it ships with the project checkout, not the wheel)", file=sys.stderr
+        )
         return 2
     return subprocess.run([sys.executable, str(script), *args.bench_args]).returncode
 
@@ -137,8 +148,9 @@ def cmd_time_cell(args):
 
 
 def parser():
-    top = argparse.ArgumentParser(prog="pymdpbench", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(
+        prog="pymdpbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("compare", help="compare two runs cell by cell; exit 1 on a regression")
@@ -163,8 +175,9 @@ def parser():
     p.add_argument("--horizon", type=int, default=1, help="policy length for --engines (default 1)")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("bench", help="the engine benchmark (scripts/bench_engines.py); arguments pass through",
-                       add_help=False)
+    p = sub.add_parser(
+        "bench", help="the engine benchmark (scripts/bench_engines.py); arguments pass through", add_help=False
+    )
     p.set_defaults(func=cmd_bench)  # its arguments are the script's own: main() passes them on
 
     p = sub.add_parser("time-cell", help="measure one cell from a JSON spec in this process (timing.processes)")

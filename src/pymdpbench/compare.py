@@ -21,8 +21,12 @@ def full_step(agent, obs):
 def build_agents(model, variants, policy_len):
     """One agent per variant that supports the model; the others with the reason why not."""
     agents, skipped = {}, {}
-    options = {"num_states": model.num_states, "num_obs": model.num_obs,
-               "num_controls": model.num_controls, "policy_len": policy_len}
+    options = {
+        "num_states": model.num_states,
+        "num_obs": model.num_obs,
+        "num_controls": model.num_controls,
+        "policy_len": policy_len,
+    }
     for variant in variants:
         Agent = get_engine(variant)
         ok, reason = Agent.supports(options)
@@ -38,7 +42,7 @@ def interleaved_medians(agents, observations, rounds, min_block_s=0.02):
     steppers = {}
     for name, agent in agents.items():
         cycle = iter(np.tile(observations, (10_000, 1)))
-        steppers[name] = (lambda a=agent, c=cycle: full_step(a, [int(o) for o in next(c)]))
+        steppers[name] = lambda a=agent, c=cycle: full_step(a, [int(o) for o in next(c)])
         steppers[name]()  # warm-up: compilation or cache load happens here, untimed
     inner = {name: harness.calibrate(step, min_block_s) for name, step in steppers.items()}
     samples = {name: [] for name in agents}
@@ -85,7 +89,11 @@ def gate_check(agents, model, observations, action_seed=0):
     report = {}
     for name, agent in agents.items():
         fresh = type(agent)(**model.agent_kwargs(), policy_len=len(agent.policies[0]))
-        forced = reference.actions if reference is not None and getattr(type(agent), "replays_reference_actions", False) else None
+        forced = (
+            reference.actions
+            if reference is not None and getattr(type(agent), "replays_reference_actions", False)
+            else None
+        )
         trajectory = gate.run_trajectory(fresh, observations, action_seed, forced_actions=forced)
         if reference is None:
             reference = trajectory
@@ -97,9 +105,24 @@ def gate_check(agents, model, observations, action_seed=0):
 # --- two runs, cell by cell (``pymdpbench compare A B``) ------------------------------------------
 
 #: environment entries whose difference a comparison reports (the rest: distributions, blas)
-ENVIRONMENT_KEYS = ("host", "cpu_model", "cpu_count", "ram_bytes", "platform", "python", "git_commit", "git_dirty",
-                    "cpu_governor", "cpu_turbo", "cpu_mhz_max", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "XLA_FLAGS")
+ENVIRONMENT_KEYS = (
+    "host",
+    "cpu_model",
+    "cpu_count",
+    "ram_bytes",
+    "platform",
+    "python",
+    "git_commit",
+    "git_dirty",
+    "cpu_governor",
+    "cpu_turbo",
+    "cpu_mhz_max",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "XLA_FLAGS",
+)
 
 
 def compare_runs(old, new, threshold=0.1, alpha=0.05, seed=0):
@@ -128,13 +151,24 @@ def compare_runs(old, new, threshold=0.1, alpha=0.05, seed=0):
     records = []
     for key in sorted(set(a.index) & set(b.index)):
         ra, rb = a.loc[key], b.loc[key]
-        result = stats.speedup(stats.timing_units(rb["samples_s"], rb.get("sample_process")),
-                               stats.timing_units(ra["samples_s"], ra.get("sample_process")), seed=seed)
-        records.append({**dict(zip(keys, key)), "old_s": float(np.median(ra["samples_s"])),
-                        "new_s": float(np.median(rb["samples_s"])), "ratio": result["speedup"],
-                        "ratio_ci_low": result["speedup_ci_low"], "ratio_ci_high": result["speedup_ci_high"],
-                        "p_value": result["p_value"], "old_gate_pass": ra.get("gate_pass"),
-                        "new_gate_pass": rb.get("gate_pass")})
+        result = stats.speedup(
+            stats.timing_units(rb["samples_s"], rb.get("sample_process")),
+            stats.timing_units(ra["samples_s"], ra.get("sample_process")),
+            seed=seed,
+        )
+        records.append(
+            {
+                **dict(zip(keys, key)),
+                "old_s": float(np.median(ra["samples_s"])),
+                "new_s": float(np.median(rb["samples_s"])),
+                "ratio": result["speedup"],
+                "ratio_ci_low": result["speedup_ci_low"],
+                "ratio_ci_high": result["speedup_ci_high"],
+                "p_value": result["p_value"],
+                "old_gate_pass": ra.get("gate_pass"),
+                "new_gate_pass": rb.get("gate_pass"),
+            }
+        )
     columns = [*keys, "old_s", "new_s", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value", "p_adjusted", "verdict"]
     if not records:
         return pd.DataFrame(columns=columns)
@@ -156,17 +190,26 @@ def regressions(comparison):
 def environment_differences(old_env, new_env):
     """What differs between two runs' environments: ``[(entry, old, new)]`` over the main entries,
     every installed distribution (``distributions:<name>``) and the BLAS build (``blas``)."""
-    diffs = [(key, old_env.get(key), new_env.get(key)) for key in ENVIRONMENT_KEYS
-             if old_env.get(key) != new_env.get(key)]
+    diffs = [
+        (key, old_env.get(key), new_env.get(key)) for key in ENVIRONMENT_KEYS if old_env.get(key) != new_env.get(key)
+    ]
     old_d, new_d = old_env.get("distributions") or {}, new_env.get("distributions") or {}
     if old_d and new_d:
-        diffs += [(f"distributions:{name}", old_d.get(name), new_d.get(name))
-                  for name in sorted(set(old_d) | set(new_d), key=str.lower) if old_d.get(name) != new_d.get(name)]
+        diffs += [
+            (f"distributions:{name}", old_d.get(name), new_d.get(name))
+            for name in sorted(set(old_d) | set(new_d), key=str.lower)
+            if old_d.get(name) != new_d.get(name)
+        ]
     else:  # runs archived before the full list was kept: compare the named versions
-        diffs += [(key, old_env.get(key), new_env.get(key)) for key in sorted(set(old_env) | set(new_env))
-                  if key.startswith("version_") and old_env.get(key) != new_env.get(key)]
-    blas = lambda env: sorted((str(p.get("internal_api")), str(p.get("version")), str(p.get("architecture")))  # noqa: E731
-                              for p in env.get("blas") or [])
+        diffs += [
+            (key, old_env.get(key), new_env.get(key))
+            for key in sorted(set(old_env) | set(new_env))
+            if key.startswith("version_") and old_env.get(key) != new_env.get(key)
+        ]
+    blas = lambda env: sorted(
+        (str(p.get("internal_api")), str(p.get("version")), str(p.get("architecture")))  # noqa: E731
+        for p in env.get("blas") or []
+    )
     if blas(old_env) != blas(new_env):
         diffs.append(("blas", blas(old_env), blas(new_env)))
     return diffs
@@ -176,16 +219,22 @@ def format_comparison(comparison, threshold):
     """The comparison as a fixed-width text table, regressions marked with ``!``."""
     if comparison.empty:
         return "no (study, cell, variant) was timed in both runs"
-    lines = [f"{'study':<10} {'cell':<22} {'variant':<9} {'old':>10} {'new':>10} {'new/old':>8} "
-             f"{'95% CI':>17} {'p (BH)':>8}  verdict"]
+    lines = [
+        f"{'study':<10} {'cell':<22} {'variant':<9} {'old':>10} {'new':>10} {'new/old':>8} "
+        f"{'95% CI':>17} {'p (BH)':>8}  verdict"
+    ]
     for r in comparison.itertuples():
         mark = "!" if r.verdict in ("slower", "gate failed") else " "
         p = "—" if np.isnan(r.p_adjusted) else f"{r.p_adjusted:.2g}"
-        lines.append(f"{r.study:<10} {r.cell:<22} {r.variant:<9} {_time(r.old_s):>10} {_time(r.new_s):>10} "
-                     f"{r.ratio:>8.3f} {f'[{r.ratio_ci_low:.3f}, {r.ratio_ci_high:.3f}]':>17} {p:>8} {mark}{r.verdict}")
+        lines.append(
+            f"{r.study:<10} {r.cell:<22} {r.variant:<9} {_time(r.old_s):>10} {_time(r.new_s):>10} "
+            f"{r.ratio:>8.3f} {f'[{r.ratio_ci_low:.3f}, {r.ratio_ci_high:.3f}]':>17} {p:>8} {mark}{r.verdict}"
+        )
     counts = comparison["verdict"].value_counts()
-    lines.append(f"{len(comparison)} compared (threshold {threshold:.0%}): "
-                 + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("slower", "faster", "same", "gate failed")))
+    lines.append(
+        f"{len(comparison)} compared (threshold {threshold:.0%}): "
+        + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("slower", "faster", "same", "gate failed"))
+    )
     return "\n".join(lines)
 
 

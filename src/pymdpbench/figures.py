@@ -27,12 +27,21 @@ from pymdpbench import stats, tables  # noqa: E402
 from pymdpbench.engines import ENGINES  # noqa: E402
 
 PALETTE = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
-LABELS = {"p_states": "hidden states", "p_horizon": "planning horizon (policy length)",
-          "p_lr": "learning rate (lr_pA = lr_pB)"}
+LABELS = {
+    "p_states": "hidden states",
+    "p_horizon": "planning horizon (policy length)",
+    "p_lr": "learning rate (lr_pA = lr_pB)",
+}
 #: columns as legend titles
-LEGEND_TITLES = {"variant": "variant", "p_algorithm": "planning", "p_actions": "actions", "p_batch_mode": "batch mode",
-                 "density": "density",
-                 "gate": "gate", "cell": "grid cell"}
+LEGEND_TITLES = {
+    "variant": "variant",
+    "p_algorithm": "planning",
+    "p_actions": "actions",
+    "p_batch_mode": "batch mode",
+    "density": "density",
+    "gate": "gate",
+    "cell": "grid cell",
+}
 MIB = 2**20
 #: grid axes that count things: ticks at their values, as plain integers
 COUNT_AXES = {"p_states", "p_horizon", "p_batch_size", "p_actions", "n_policies"}
@@ -118,19 +127,37 @@ def variant_order(df):
 def _errorbars(ax, data, x, y, low, high):
     for variant, group in data.groupby("variant"):
         group = group.sort_values(x)
-        ax.errorbar(group[x], group[y], yerr=[group[y] - group[low], group[high] - group[y]],
-                    fmt="none", ecolor=_colour(variant), capsize=2, lw=0.8)
+        ax.errorbar(
+            group[x],
+            group[y],
+            yerr=[group[y] - group[low], group[high] - group[y]],
+            fmt="none",
+            ecolor=_colour(variant),
+            capsize=2,
+            lw=0.8,
+        )
 
 
 def scaling(df, fig):
     """Time per step against states, log-log, one line per variant (and actions); random models."""
     ax = fig.add_subplot()
     ok = _in_unit(df[(df["status"] == "ok") & (df["model"] == "random")], *_time_unit(df["step_time_s"].dropna()))
-    sns.lineplot(data=ok, x="p_states", y="step_time", hue="variant", style="p_actions", markers=True,
-                 hue_order=variant_order(ok), palette=palette(df), ax=ax, errorbar=None)
+    sns.lineplot(
+        data=ok,
+        x="p_states",
+        y="step_time",
+        hue="variant",
+        style="p_actions",
+        markers=True,
+        hue_order=variant_order(ok),
+        palette=palette(df),
+        ax=ax,
+        errorbar=None,
+    )
     _errorbars(ax, ok, "p_states", "step_time", "ci_low", "ci_high")
-    ax.set(xscale="log", xlabel=LABELS["p_states"],
-           ylabel=f"time per step ({ok.attrs.get('unit', 's')}, median, 95 % CI)")
+    ax.set(
+        xscale="log", xlabel=LABELS["p_states"], ylabel=f"time per step ({ok.attrs.get('unit', 's')}, median, 95 % CI)"
+    )
     _log_axis(ax, pd.concat([ok["ci_low"], ok["ci_high"]]))
     _count_ticks(ax, "p_states", ok["p_states"])
     _legend_outside(ax)
@@ -155,8 +182,18 @@ def horizon(df, fig):
     ok = df[(df["status"] == "ok") & (df["model"] == "random")]
     ok = _in_unit(ok, *_time_unit(ok["step_time_s"].dropna()))
     ax_time, ax_pol = fig.subplots(1, 2, width_ratios=[3, 2])
-    sns.lineplot(data=ok, x="p_horizon", y="step_time", hue="variant", marker="o", hue_order=variant_order(ok),
-                 palette=palette(df), ax=ax_time, errorbar=None, style=_scheme(ok))
+    sns.lineplot(
+        data=ok,
+        x="p_horizon",
+        y="step_time",
+        hue="variant",
+        marker="o",
+        hue_order=variant_order(ok),
+        palette=palette(df),
+        ax=ax_time,
+        errorbar=None,
+        style=_scheme(ok),
+    )
     _errorbars(ax_time, ok, "p_horizon", "step_time", "ci_low", "ci_high")
     ax_time.set(xlabel="policy length", ylabel=f"infer_states + infer_policies ({ok.attrs['unit']})")
     _log_axis(ax_time, pd.concat([ok["ci_low"], ok["ci_high"]]))
@@ -177,8 +214,19 @@ def speedup(df, fig):
     sp = tables.speedups(df)
     sp = sp[sp["gate_pass"]]
     if len(sp):
-        sns.lineplot(data=sp, x=x, y="speedup", hue="variant", marker="o", hue_order=variant_order(sp),
-                     palette=palette(df), ax=ax, errorbar=None, estimator="median", style=_scheme(sp))
+        sns.lineplot(
+            data=sp,
+            x=x,
+            y="speedup",
+            hue="variant",
+            marker="o",
+            hue_order=variant_order(sp),
+            palette=palette(df),
+            ax=ax,
+            errorbar=None,
+            estimator="median",
+            style=_scheme(sp),
+        )
         _errorbars(ax, sp, x, "speedup", "speedup_ci_low", "speedup_ci_high")
     ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
     ax.set(xlabel=LABELS[x], ylabel="speed-up over standard (×)")
@@ -202,14 +250,31 @@ def speedup_heatmap(df, fig):
     axes = fig.subplots(1, len(variants), squeeze=False)[0]
     norm = LogNorm(vmin=max(1e-3, min(sp["speedup"].min(), 1.0)), vmax=max(1.0, sp["speedup"].max()) * 1.0001)
     for ax, variant in zip(axes, variants):
-        grid = (sp[sp["variant"] == variant].groupby(["p_states", "p_actions"])["speedup"]
-                .agg(stats.geometric_mean).unstack("p_actions").sort_index(ascending=False))
-        sns.heatmap(grid, annot=grid.map(_speedup_text), fmt="", cmap="viridis", cbar=False, ax=ax,
-                    annot_kws={"fontsize": 6}, norm=norm)
+        grid = (
+            sp[sp["variant"] == variant]
+            .groupby(["p_states", "p_actions"])["speedup"]
+            .agg(stats.geometric_mean)
+            .unstack("p_actions")
+            .sort_index(ascending=False)
+        )
+        sns.heatmap(
+            grid,
+            annot=grid.map(_speedup_text),
+            fmt="",
+            cmap="viridis",
+            cbar=False,
+            ax=ax,
+            annot_kws={"fontsize": 6},
+            norm=norm,
+        )
         ax.set(title=variant, xlabel="actions", ylabel="hidden states" if ax is axes[0] else "")
         ax.tick_params(axis="y", labelrotation=0)
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes),
-                 label="speed-up over standard (×, log scale)", shrink=0.9)
+    fig.colorbar(
+        matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"),
+        ax=list(axes),
+        label="speed-up over standard (×, log scale)",
+        shrink=0.9,
+    )
 
 
 def _speedup_text(value):
@@ -228,15 +293,25 @@ def deviation(df, fig):
     ok["max_deviation"] = ok[["dev_qs", "dev_q_pi", "dev_G_rel"]].max(axis=1).clip(lower=1e-17)
     ok["gate"] = ok["gate_pass"].map({True: "pass", False: "fail"}).fillna("no reference")
     if len(ok):
-        sns.scatterplot(data=ok, x=x, y="max_deviation", hue="variant", style="gate",
-                        style_order=[g for g in ("pass", "fail", "no reference") if g in set(ok["gate"])],
-                        hue_order=variant_order(ok), palette=palette(df), ax=ax)
+        sns.scatterplot(
+            data=ok,
+            x=x,
+            y="max_deviation",
+            hue="variant",
+            style="gate",
+            style_order=[g for g in ("pass", "fail", "no reference") if g in set(ok["gate"])],
+            hue_order=variant_order(ok),
+            palette=palette(df),
+            ax=ax,
+        )
         for variant, group in ok.groupby("variant"):
             ax.axhline(group["tolerance"].iloc[0], color=_colour(variant), lw=0.8, ls=":")
         legend = ax.get_legend()
         tolerance = matplotlib.lines.Line2D([], [], color="0.3", lw=0.8, ls=":")
-        ax.legend([*legend.legend_handles, tolerance],
-                  [*(t.get_text() for t in legend.get_texts()), "tolerance (dotted, per variant)"])
+        ax.legend(
+            [*legend.legend_handles, tolerance],
+            [*(t.get_text() for t in legend.get_texts()), "tolerance (dotted, per variant)"],
+        )
     ax.set(yscale="log", xlabel=LABELS[x], ylabel="max |deviation| from standard")
     if x == "p_states":
         ax.set_xscale("log")
@@ -259,11 +334,17 @@ def learning_curve(df, fig):
         episodes = np.arange(1, len(rate) + 1)
         low, high = wilson_interval(rate, r["learning_runs"])
         config = _learning_config(r)
-        ax_goal.plot(episodes, rate, color=colours[config], ls=styles[r["variant"]], lw=1,
-                     label=f"{config} ({r['variant']})")
+        ax_goal.plot(
+            episodes, rate, color=colours[config], ls=styles[r["variant"]], lw=1, label=f"{config} ({r['variant']})"
+        )
         ax_goal.fill_between(episodes, low, high, color=colours[config], alpha=0.12, lw=0)
-        ax_time.plot(episodes, np.asarray(r["episode_step_time_s"]) * factor, color=_colour(r["variant"]),
-                     ls=styles[r["variant"]], lw=0.8)
+        ax_time.plot(
+            episodes,
+            np.asarray(r["episode_step_time_s"]) * factor,
+            color=_colour(r["variant"]),
+            ls=styles[r["variant"]],
+            lw=0.8,
+        )
     ax_goal.set(xlabel="episode", ylabel="goal rate (share of runs)", ylim=(-0.02, 1.02))
     ax_time.set(xlabel="episode", ylabel=f"time per learning step ({unit})")
     _log_axis(ax_time, [t * factor for times in ok["episode_step_time_s"] for t in times])
@@ -271,11 +352,14 @@ def learning_curve(df, fig):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     # one legend beside both panels: learning configuration (colour, left), variant (colour right, line style both)
     blank = matplotlib.lines.Line2D([], [], lw=0)
-    handles = [blank, *(matplotlib.lines.Line2D([], [], color=colours[c], lw=1.5) for c in configs), blank,
-               *(matplotlib.lines.Line2D([], [], color=_colour(v), ls=styles[v], lw=1) for v in styles)]
+    handles = [
+        blank,
+        *(matplotlib.lines.Line2D([], [], color=colours[c], lw=1.5) for c in configs),
+        blank,
+        *(matplotlib.lines.Line2D([], [], color=_colour(v), ls=styles[v], lw=1) for v in styles),
+    ]
     labels = ["learning (left, colour)", *configs, "variant (line style)", *styles]
-    fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=7,
-               handlelength=2.5)
+    fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=7, handlelength=2.5)
 
 
 def _learning_config(row):
@@ -294,8 +378,16 @@ def profile_top(df, fig, top=10):
         functions["function"] = functions["function"].map(_short_function)
         sizes = list(functions.sort_values(["p_states", "cell"])["cell"].unique())
         order = functions.groupby("function")["own_share"].max().nlargest(top).index
-        sns.barplot(data=functions[functions["function"].isin(order)], y="function", x="own_share", hue="cell",
-                    order=order, hue_order=sizes, palette="viridis", ax=ax)
+        sns.barplot(
+            data=functions[functions["function"].isin(order)],
+            y="function",
+            x="own_share",
+            hue="cell",
+            order=order,
+            hue_order=sizes,
+            palette="viridis",
+            ax=ax,
+        )
         ax.tick_params(axis="y", labelsize=6)
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         _legend_outside(ax)
@@ -335,8 +427,15 @@ def no_measured_cells(df, fig):
     """The figure of a study none of whose cells was measured: it says so, and where the reasons are."""
     ax = fig.add_subplot()
     ax.axis("off")
-    ax.text(0.5, 0.5, f"{df['study'].iloc[0]}: no measured cells\nall {len(df)} cells were skipped "
-            f"(reasons: results/tables/{df['study'].iloc[0]}.md)", ha="center", va="center", fontsize=9)
+    ax.text(
+        0.5,
+        0.5,
+        f"{df['study'].iloc[0]}: no measured cells\nall {len(df)} cells were skipped "
+        f"(reasons: results/tables/{df['study'].iloc[0]}.md)",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
 
 
 def _memory_vs_size(df, fig, column, ylabel):
@@ -347,8 +446,18 @@ def _memory_vs_size(df, fig, column, ylabel):
     ok["density"] = ok["p_density"].map("{:.2g}".format)
     ok["MiB"] = ok[column] / MIB
     if len(ok):
-        sns.lineplot(data=ok, x="p_states", y="MiB", hue="variant", style="density", markers=True,
-                     hue_order=variant_order(ok), palette=palette(ok), ax=ax, errorbar=None)
+        sns.lineplot(
+            data=ok,
+            x="p_states",
+            y="MiB",
+            hue="variant",
+            style="density",
+            markers=True,
+            hue_order=variant_order(ok),
+            palette=palette(ok),
+            ax=ax,
+            errorbar=None,
+        )
         _legend_outside(ax)
     ax.set(xscale="log", xlabel=LABELS["p_states"], ylabel=ylabel)
     _log_axis(ax, ok["MiB"])
@@ -375,8 +484,18 @@ def throughput(df, fig):
     ax = fig.add_subplot()
     ok = df[(df["status"] == "ok") & df["throughput_agent_steps_s"].notna()]
     if len(ok):
-        sns.lineplot(data=ok, x="p_batch_size", y="throughput_agent_steps_s", hue="variant", style="p_batch_mode",
-                     markers=True, hue_order=variant_order(ok), palette=palette(ok), ax=ax, errorbar=None)
+        sns.lineplot(
+            data=ok,
+            x="p_batch_size",
+            y="throughput_agent_steps_s",
+            hue="variant",
+            style="p_batch_mode",
+            markers=True,
+            hue_order=variant_order(ok),
+            palette=palette(ok),
+            ax=ax,
+            errorbar=None,
+        )
         _legend_outside(ax)
     ax.set(xscale="log", xlabel="batch size (agents)", ylabel="throughput (agent steps / s)")
     _log_axis(ax, ok["throughput_agent_steps_s"])

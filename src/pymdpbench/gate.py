@@ -33,30 +33,36 @@ class Trajectory:
     """Per step t: qs (all factors concatenated), q_pi, G, the chosen action, and whether that
     choice was an exact tie broken at random."""
 
-    qs: np.ndarray       # (T, sum Ns)
-    q_pi: np.ndarray     # (T, P)
-    G: np.ndarray        # (T, P)
+    qs: np.ndarray  # (T, sum Ns)
+    q_pi: np.ndarray  # (T, P)
+    G: np.ndarray  # (T, P)
     actions: np.ndarray  # (T, F) int
-    ties: np.ndarray     # (T,) bool
+    ties: np.ndarray  # (T,) bool
 
     def save(self, path, owner=""):
         """Write atomically (temporary file, then rename) as .npz; ``owner`` ("study/cell") is stored
         so that a file moved to another grid point is refused when read."""
         tmp = f"{path}.tmp.{os.getpid()}.npz"
-        np.savez(tmp, qs=self.qs, q_pi=self.q_pi, G=self.G, actions=self.actions, ties=self.ties,
-                 owner=np.array(owner))
+        np.savez(tmp, qs=self.qs, q_pi=self.q_pi, G=self.G, actions=self.actions, ties=self.ties, owner=np.array(owner))
         os.replace(tmp, path)
 
     def check_shapes(self, source, steps, state_sizes, num_policies, num_factors):
         """Refuse a trajectory whose arrays do not fit the model: ``steps`` gate steps, qs of the
         concatenated ``state_sizes``, q_pi and G of ``num_policies``, one action per factor."""
-        expected = {"qs": (steps, sum(state_sizes)), "q_pi": (steps, num_policies), "G": (steps, num_policies),
-                    "actions": (steps, num_factors), "ties": (steps,)}
+        expected = {
+            "qs": (steps, sum(state_sizes)),
+            "q_pi": (steps, num_policies),
+            "G": (steps, num_policies),
+            "actions": (steps, num_factors),
+            "ties": (steps,),
+        }
         for name, shape in expected.items():
             found = getattr(self, name).shape
             if found != shape:
-                raise TrajectoryError(f"{source}: {name} has shape {found}, the model needs {shape} "
-                                   f"({steps} gate steps, states {list(state_sizes)}, {num_policies} policies)")
+                raise TrajectoryError(
+                    f"{source}: {name} has shape {found}, the model needs {shape} "
+                    f"({steps} gate steps, states {list(state_sizes)}, {num_policies} policies)"
+                )
 
     def check_finite(self, source):
         """Refuse a trajectory holding NaN or inf, naming the array and the first step."""
@@ -89,22 +95,28 @@ def save_absent_reference(path, reason, owner=""):
 def _read_reference(path):
     """{name: array} of a reference file; TrajectoryError naming it if it is not ours."""
     if not zipfile.is_zipfile(path):  # else numpy tries it as a pickle and suggests loading it unsafely
-        raise TrajectoryError(f"{path}: not a readable reference trajectory (not an .npz archive: corrupt or "
-                              f"truncated); {REFERENCE_ADVICE}")
+        raise TrajectoryError(
+            f"{path}: not a readable reference trajectory (not an .npz archive: corrupt or "
+            f"truncated); {REFERENCE_ADVICE}"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except Exception as err:  # a damaged .npz raises zipfile, OS, value and pickle errors
-        raise TrajectoryError(f"{path}: not a readable reference trajectory ({type(err).__name__}: {err}); "
-                           f"{REFERENCE_ADVICE}") from err
+        raise TrajectoryError(
+            f"{path}: not a readable reference trajectory ({type(err).__name__}: {err}); {REFERENCE_ADVICE}"
+        ) from err
     if "absent" not in arrays:
         missing = [k for k in TRAJECTORY_KEYS if k not in arrays]
         if missing:
             raise TrajectoryError(f"{path}: not a reference trajectory (no {', '.join(missing)}); {REFERENCE_ADVICE}")
         shapes = {k: arrays[k].shape for k in TRAJECTORY_KEYS}
         steps = shapes["ties"][:1]
-        if (len(shapes["ties"]) != 1 or any(len(shapes[k]) != 2 or shapes[k][:1] != steps for k in TRAJECTORY_KEYS[:4])
-                or shapes["q_pi"] != shapes["G"]):
+        if (
+            len(shapes["ties"]) != 1
+            or any(len(shapes[k]) != 2 or shapes[k][:1] != steps for k in TRAJECTORY_KEYS[:4])
+            or shapes["q_pi"] != shapes["G"]
+        ):
             raise TrajectoryError(f"{path}: arrays of inconsistent shapes {shapes}; {REFERENCE_ADVICE}")
     return arrays
 
@@ -114,8 +126,9 @@ def check_reference_file(path, study, cell):
     arrays = _read_reference(path)
     owner = str(arrays.get("owner", ""))
     if owner != f"{study}/{cell}":
-        raise TrajectoryError(f"{path}: reference of {owner or 'an unknown grid point'}, not of {study}/{cell}; "
-                           f"{REFERENCE_ADVICE}")
+        raise TrajectoryError(
+            f"{path}: reference of {owner or 'an unknown grid point'}, not of {study}/{cell}; {REFERENCE_ADVICE}"
+        )
     return arrays
 
 
@@ -193,8 +206,9 @@ def check_outputs(agent, t, qs, q_pi, G, action):
             refuse(f"infer_policies returned {name} of shape {shape}, expected ({num_policies},): one entry per policy")
     action = np.asarray(action)
     if action.shape != (len(num_controls),):
-        refuse(f"sample_action returned an action of shape {action.shape}, expected ({len(num_controls)},): "
-               "one per factor")
+        refuse(
+            f"sample_action returned an action of shape {action.shape}, expected ({len(num_controls)},): one per factor"
+        )
     if not np.issubdtype(action.dtype, np.number) or np.any(action != np.round(action)):
         refuse(f"sample_action returned {action.tolist()}: actions must be whole numbers")
     if np.any(action < 0) or np.any(action >= np.array(num_controls)):
@@ -237,5 +251,9 @@ def deviation(reference, other):
 
 def passes(dev, tolerance):
     """The gate: beliefs, policy posterior and (scaled) G within tolerance, and every action the same."""
-    return (dev["dev_qs"] <= tolerance and dev["dev_q_pi"] <= tolerance
-            and dev["dev_G_rel"] <= tolerance and dev["n_action_diff"] == 0)
+    return (
+        dev["dev_qs"] <= tolerance
+        and dev["dev_q_pi"] <= tolerance
+        and dev["dev_G_rel"] <= tolerance
+        and dev["n_action_diff"] == 0
+    )

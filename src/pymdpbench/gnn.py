@@ -64,9 +64,21 @@ from pymdpbench.models import Model
 #: sections a runnable model needs.
 REQUIRED_SECTIONS = ("GNNSection", "StateSpaceBlock", "Connections", "InitialParameterization")
 #: the GNN layout's sections, in their usual order.
-KNOWN_SECTIONS = ("GNNSection", "GNNVersionAndFlags", "ModelName", "ModelAnnotation", "StateSpaceBlock",
-                  "Connections", "InitialParameterization", "Equations", "Time", "ActInfOntologyAnnotation",
-                  "ModelParameters", "Footer", "Signature")
+KNOWN_SECTIONS = (
+    "GNNSection",
+    "GNNVersionAndFlags",
+    "ModelName",
+    "ModelAnnotation",
+    "StateSpaceBlock",
+    "Connections",
+    "InitialParameterization",
+    "Equations",
+    "Time",
+    "ActInfOntologyAnnotation",
+    "ModelParameters",
+    "Footer",
+    "Signature",
+)
 #: a column summing to 1 within this is renormalised; further off it is refused. Values written
 #: with 5 decimals are off by at most a few 1e-5.
 NORMALISATION_ATOL = 1e-4
@@ -80,8 +92,11 @@ _KEY_VALUE = re.compile(rf"^(?P<key>{_NAME})\s*[:=]\s*(?P<value>.*)$")
 _CONNECTION_OPERATOR = re.compile(r"\s*(->|<-|-|>|<)\s*")
 _CONNECTION_END = re.compile(rf"^(?:{_NAME}|\(\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\))$")
 _MATRIX = re.compile(r"^(?P<kind>[ABCDE])(?:_(?P<label>\w+))?$")
-_TOKEN = re.compile(r"\s*(?:(?P<number>[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf))(?![\w.])"
-                    r"|(?P<open>[{(\[])|(?P<close>[})\]])|(?P<comma>,))", re.IGNORECASE)
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf))(?![\w.])"
+    r"|(?P<open>[{(\[])|(?P<close>[})\]])|(?P<comma>,))",
+    re.IGNORECASE,
+)
 _CLOSING = {"{": "}", "(": ")", "[": "]"}
 
 
@@ -108,15 +123,17 @@ def read_gnn(path):
     parameters = _read_key_values(source, sections.get("ModelParameters", []))
     model = _build_model(source, declarations, values)
     _check_parameters(source, parameters, model)
-    model.meta.update({
-        "source": str(path),
-        "title": _free_text(sections.get("ModelName", [])),
-        "gnn_section": _free_text(sections["GNNSection"]),
-        "gnn_version": _free_text(sections.get("GNNVersionAndFlags", [])),
-        "connections": connections,
-        "parameters": parameters,
-        "time": _read_time(sections.get("Time", [])),
-    })
+    model.meta.update(
+        {
+            "source": str(path),
+            "title": _free_text(sections.get("ModelName", [])),
+            "gnn_section": _free_text(sections["GNNSection"]),
+            "gnn_version": _free_text(sections.get("GNNVersionAndFlags", [])),
+            "connections": connections,
+            "parameters": parameters,
+            "time": _read_time(sections.get("Time", [])),
+        }
+    )
     return model
 
 
@@ -170,7 +187,9 @@ def _read_state_space(source, lines):
     for number, text in _content(lines):
         match = _DECLARATION.match(text)
         if not match:
-            raise source.error(f"cannot read StateSpaceBlock line {text!r}: expected NAME[d1,d2,...,type=float]", number)
+            raise source.error(
+                f"cannot read StateSpaceBlock line {text!r}: expected NAME[d1,d2,...,type=float]", number
+            )
         name = match.group("name")
         if name in declarations:
             raise source.error(f"{name} is declared twice in StateSpaceBlock", number)
@@ -209,8 +228,10 @@ def _tokenize(source, text, number, name):
             rest = text[position:].strip()
             if not rest:
                 break
-            raise source.error(f"unexpected text {rest[:30]!r} in the value of {name}: "
-                               "only numbers, brackets and commas are allowed", number)
+            raise source.error(
+                f"unexpected text {rest[:30]!r} in the value of {name}: only numbers, brackets and commas are allowed",
+                number,
+            )
         tokens.append((match.lastgroup, match.group(match.lastgroup), number))
         position = match.end()
     return tokens
@@ -245,8 +266,9 @@ def _nest(source, tokens, name):
     if stack:
         raise source.error(f"the value of {name} is not closed", tokens[-1][2])
     if len(root) != 1:
-        raise source.error(f"the value of {name} must be one number or one bracketed list",
-                           tokens[0][2] if tokens else None)
+        raise source.error(
+            f"the value of {name} must be one number or one bracketed list", tokens[0][2] if tokens else None
+        )
     return root[0]
 
 
@@ -263,7 +285,9 @@ def _read_initial_parameterization(source, lines):
                 raise source.error(f"{name} is given twice in InitialParameterization", number)
             pending, text, depth = (name, number, []), match.group("value"), 0
         elif _ASSIGNMENT.match(text):
-            raise source.error(f"the value of {pending[0]} (line {pending[1]}) is not closed before line {number}", number)
+            raise source.error(
+                f"the value of {pending[0]} (line {pending[1]}) is not closed before line {number}", number
+            )
         name, start, tokens = pending
         for token in _tokenize(source, text, number, name):
             if depth == 0 and tokens:
@@ -320,8 +344,11 @@ def _shaped(source, name, kind, dims, lines, nested):
     if any(isinstance(d, str) for d in dims):
         raise source.error(f"{name} is declared with a symbolic size {dims}: matrices need numbers", declared_line)
     if kind == "B" and (len(dims) != 3 or dims[0] != dims[1]):
-        raise source.error(f"{name} is declared {dims}: a transition matrix is [next, previous, action] "
-                           "with as many next as previous states", declared_line)
+        raise source.error(
+            f"{name} is declared {dims}: a transition matrix is [next, previous, action] "
+            "with as many next as previous states",
+            declared_line,
+        )
     written = tuple(dims[::-1]) if kind == "B" else tuple(dims)
     try:
         array = np.array(nested, dtype=float)
@@ -330,8 +357,10 @@ def _shaped(source, name, kind, dims, lines, nested):
     if array.shape != written:
         if [d for d in array.shape if d != 1] != [d for d in written if d != 1]:
             if kind == "B":
-                expected = (f"declared (next, previous, action) = {tuple(dims)} on line {declared_line}, so its value, "
-                            f"written (action, previous, next), should have shape {written}")
+                expected = (
+                    f"declared (next, previous, action) = {tuple(dims)} on line {declared_line}, so its value, "
+                    f"written (action, previous, next), should have shape {written}"
+                )
             else:
                 expected = f"declared with shape {written} on line {declared_line}"
             raise source.error(f"{name} is {expected}, but its value has shape {array.shape}", value_line)
@@ -359,17 +388,23 @@ def _validated(source, name, described, array, renormalised):
 def _factor_list(source, name, shape, num_states, factor_names):
     """The factors (in declaration order) whose state counts match A's state axes; exactly one choice."""
     dims = tuple(shape[1:])
-    candidates = [list(c) for c in itertools.combinations(range(len(num_states)), len(dims))
-                  if tuple(num_states[f] for f in c) == dims]
+    candidates = [
+        list(c)
+        for c in itertools.combinations(range(len(num_states)), len(dims))
+        if tuple(num_states[f] for f in c) == dims
+    ]
     if len(candidates) == 1:
         return candidates[0]
     sizes = ", ".join(f"{n}: {s}" for n, s in zip(factor_names, num_states))
     if not candidates:
-        raise source.error(f"{name} has state axes {dims}, which match no factors in declaration order "
-                           f"(factor sizes {sizes})")
+        raise source.error(
+            f"{name} has state axes {dims}, which match no factors in declaration order (factor sizes {sizes})"
+        )
     listed = "; ".join(str([factor_names[f] for f in c]) for c in candidates)
-    raise source.error(f"{name} has state axes {dims}, which match several factor choices ({listed}); "
-                       "give the factors different sizes or order")
+    raise source.error(
+        f"{name} has state axes {dims}, which match several factor choices ({listed}); "
+        "give the factors different sizes or order"
+    )
 
 
 def _build_model(source, declarations, values):
@@ -383,7 +418,9 @@ def _build_model(source, declarations, values):
         if kind == "E" and label:
             raise source.error(f"{name}: the policy prior is a single E", line)
         if name not in values:
-            raise source.error(f"{name} is declared in StateSpaceBlock but has no value in InitialParameterization", line)
+            raise source.error(
+                f"{name} is declared in StateSpaceBlock but has no value in InitialParameterization", line
+            )
         nested, value_line = values[name]
         matrices[kind].append((label, name, _shaped(source, name, kind, dims, (line, value_line), nested)))
     for name, (_, line) in values.items():
@@ -391,13 +428,14 @@ def _build_model(source, declarations, values):
             raise source.error(f"{name} has a value but is not declared in StateSpaceBlock", line)
     for kind, role in (("A", "likelihood"), ("B", "transition")):
         if not matrices[kind]:
-            raise source.error(f"missing matrix {kind} ({role}): declare {kind} or {kind}_name in StateSpaceBlock "
-                               "and give its value in InitialParameterization")
+            raise source.error(
+                f"missing matrix {kind} ({role}): declare {kind} or {kind}_name in StateSpaceBlock "
+                "and give its value in InitialParameterization"
+            )
 
     renormalised = []
     factor_names = [label or name for label, name, _ in matrices["B"]]
-    B = [_validated(source, name, f"{name}[:, previous, action]", b, renormalised)
-         for _, name, b in matrices["B"]]
+    B = [_validated(source, name, f"{name}[:, previous, action]", b, renormalised) for _, name, b in matrices["B"]]
     num_states = [b.shape[0] for b in B]
     D = []
     for f, (d_name, d) in enumerate(_paired(source, matrices["D"], matrices["B"], "B")):
@@ -430,10 +468,21 @@ def _build_model(source, declarations, values):
     if matrices["E"]:
         E = _validated(source, "E", "E", matrices["E"][0][2].ravel(), renormalised)
 
-    meta = {"factors": factor_names, "modalities": [label or name for label, name, _ in matrices["A"]],
-            "renormalised": renormalised}
-    return Model(source.path.stem, obj_array(A), obj_array(B), obj_array(C), obj_array(D), E=E,
-                 A_factor_list=A_factor_list, meta=meta)
+    meta = {
+        "factors": factor_names,
+        "modalities": [label or name for label, name, _ in matrices["A"]],
+        "renormalised": renormalised,
+    }
+    return Model(
+        source.path.stem,
+        obj_array(A),
+        obj_array(B),
+        obj_array(C),
+        obj_array(D),
+        E=E,
+        A_factor_list=A_factor_list,
+        meta=meta,
+    )
 
 
 def _paired(source, given, owners, owner_kind):
@@ -449,8 +498,13 @@ def _paired(source, given, owners, owner_kind):
 
 def _check_parameters(source, parameters, model):
     """ModelParameters sizes that are unambiguous must agree with the arrays."""
-    checks = (("num_hidden_states", model.num_states), ("num_states", model.num_states),
-              ("num_obs", model.num_obs), ("num_actions", model.num_controls), ("num_controls", model.num_controls))
+    checks = (
+        ("num_hidden_states", model.num_states),
+        ("num_states", model.num_states),
+        ("num_obs", model.num_obs),
+        ("num_actions", model.num_controls),
+        ("num_controls", model.num_controls),
+    )
     for key, actual in checks:
         if key not in parameters:
             continue

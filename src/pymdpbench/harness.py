@@ -159,10 +159,17 @@ def cpu_model():
 def git_state(cwd=None):
     """(commit, dirty) of the project checkout, or ("unknown", None) outside git."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return commit, bool(status.strip())
     except (OSError, subprocess.SubprocessError):
         return "unknown", None
@@ -254,8 +261,19 @@ def environment():
         "git_commit": commit,
         "git_dirty": dirty,
     }
-    for package in ("inferactively-pymdp", "numpy", "scipy", "numba", "llvmlite", "jax", "jaxlib",
-                    "pandas", "pyarrow", "snakemake", "pymdpbench"):
+    for package in (
+        "inferactively-pymdp",
+        "numpy",
+        "scipy",
+        "numba",
+        "llvmlite",
+        "jax",
+        "jaxlib",
+        "pandas",
+        "pyarrow",
+        "snakemake",
+        "pymdpbench",
+    ):
         env[f"version_{package}"] = _version(package)
     env.update(thread_settings())
     env.update(cpu_frequency())
@@ -278,17 +296,20 @@ class Monitor:
         import numpy as np
 
         self.samples.append(sample_s)
-        recent = np.asarray(self.samples[-self.window:])
+        recent = np.asarray(self.samples[-self.window :])
         self.rolling_mean_s.append(float(recent.mean()))
         self.rolling_std_s.append(float(recent.std()))
         self.rss_trace_bytes.append(rss_bytes())
         now = time.perf_counter()
         if now - self._last >= self.every_s or len(self.samples) == self.total:
             self._last = now
-            print(f"[{self.label}] sample {len(self.samples)}/{self.total}: "
-                  f"step {self.rolling_mean_s[-1] * 1e6:.1f} us ± {self.rolling_std_s[-1] * 1e6:.1f} "
-                  f"(rolling {self.window}), rss {self.rss_trace_bytes[-1] / 2**20:.0f} MiB",
-                  file=self.stream, flush=True)
+            print(
+                f"[{self.label}] sample {len(self.samples)}/{self.total}: "
+                f"step {self.rolling_mean_s[-1] * 1e6:.1f} us ± {self.rolling_std_s[-1] * 1e6:.1f} "
+                f"(rolling {self.window}), rss {self.rss_trace_bytes[-1] / 2**20:.0f} MiB",
+                file=self.stream,
+                flush=True,
+            )
 
 
 def timing_across_processes(row, cell):

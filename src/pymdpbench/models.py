@@ -80,8 +80,19 @@ def _random_columns(rng, shape, density):
     return x / x.sum(axis=0)
 
 
-def random_model(seed, num_states, num_obs, num_controls, A_factor_list=None, B_factor_list=None,
-                 density=1.0, c_scale=1.0, E_policy_len=None, dirichlet=False, name=None):
+def random_model(
+    seed,
+    num_states,
+    num_obs,
+    num_controls,
+    A_factor_list=None,
+    B_factor_list=None,
+    density=1.0,
+    c_scale=1.0,
+    E_policy_len=None,
+    dirichlet=False,
+    name=None,
+):
     """A seeded random POMDP.
 
     ``density`` < 1 zeroes that share of A and B entries (every column keeps one), which makes
@@ -94,14 +105,27 @@ def random_model(seed, num_states, num_obs, num_controls, A_factor_list=None, B_
     F, M = len(num_states), len(num_obs)
     A_factor_list = A_factor_list or [list(range(F))] * M
     B_factor_list = B_factor_list or [[f] for f in range(F)]
-    A = obj_array([_random_columns(rng, (num_obs[m], *[num_states[f] for f in A_factor_list[m]]), density)
-                   for m in range(M)])
-    B = obj_array([_random_columns(rng, (num_states[f], *[num_states[g] for g in B_factor_list[f]], num_controls[f]), density)
-                   for f in range(F)])
+    A = obj_array(
+        [_random_columns(rng, (num_obs[m], *[num_states[f] for f in A_factor_list[m]]), density) for m in range(M)]
+    )
+    B = obj_array(
+        [
+            _random_columns(rng, (num_states[f], *[num_states[g] for g in B_factor_list[f]], num_controls[f]), density)
+            for f in range(F)
+        ]
+    )
     C = obj_array([c_scale * rng.standard_normal(n) for n in num_obs])
     D = obj_array([_random_columns(rng, (n,), 1.0) for n in num_states])
-    model = Model(name or "random", A, B, C, D, A_factor_list=A_factor_list, B_factor_list=B_factor_list,
-                  meta={"seed": seed, "density": density})
+    model = Model(
+        name or "random",
+        A,
+        B,
+        C,
+        D,
+        A_factor_list=A_factor_list,
+        B_factor_list=B_factor_list,
+        meta={"seed": seed, "density": density},
+    )
     if E_policy_len:
         model.E = _random_columns(rng, (int(np.prod(num_controls)) ** E_policy_len,), 1.0)
     if dirichlet:
@@ -141,16 +165,25 @@ def sparse_model(seed, num_states, num_obs, num_controls, nnz_per_column=4, name
             rows[repeated] = rng.integers(num_obs, size=int(repeated.sum()), dtype=index)
     weights = rng.gamma(1.0, size=(num_states, k))
     weights /= weights.sum(axis=1, keepdims=True)
-    columns = sp.csc_array((weights.ravel(), rows.ravel(), np.arange(0, num_states * k + 1, k, dtype=index)),
-                           shape=(num_obs, num_states))
+    columns = sp.csc_array(
+        (weights.ravel(), rows.ravel(), np.arange(0, num_states * k + 1, k, dtype=index)), shape=(num_obs, num_states)
+    )
     A = obj_array([SparseLikelihood(columns)])
     # row r of a permutation matrix holds one 1, in a column drawn without replacement
     one_per_row = np.arange(num_states + 1, dtype=index)
-    B = obj_array([SparseTransitions([
-        sp.csr_array((np.ones(num_states), rng.permutation(num_states).astype(index), one_per_row),
-                     shape=(num_states, num_states))
-        for _ in range(num_controls)])])
+    B = obj_array(
+        [
+            SparseTransitions(
+                [
+                    sp.csr_array(
+                        (np.ones(num_states), rng.permutation(num_states).astype(index), one_per_row),
+                        shape=(num_states, num_states),
+                    )
+                    for _ in range(num_controls)
+                ]
+            )
+        ]
+    )
     C = obj_array([rng.standard_normal(num_obs)])
     D = obj_array([_random_columns(rng, (num_states,), 1.0)])
-    return Model(name or "sparse", A, B, C, D,
-                 meta={"seed": seed, "nnz_per_column": k, "density": k / num_obs})
+    return Model(name or "sparse", A, B, C, D, meta={"seed": seed, "nnz_per_column": k, "density": k / num_obs})

@@ -41,9 +41,18 @@ def build_tmaze(reward_probs=None, reward_preference=3.0):
     C[REWARD_MODALITY_ID][LOSS_IDX] = -reward_preference
     D = obj_array([np.ones(n) / n for n in env.num_states])
     D[LOCATION_FACTOR_ID] = np.eye(env.num_locations)[0]
-    return Model("tmaze", A, B, C, D, meta={"source": "pymdp.legacy.envs.TMazeEnv",
-                                              "reward_probs": list(env.reward_probs),
-                                              "reward_preference": reward_preference})
+    return Model(
+        "tmaze",
+        A,
+        B,
+        C,
+        D,
+        meta={
+            "source": "pymdp.legacy.envs.TMazeEnv",
+            "reward_probs": list(env.reward_probs),
+            "reward_preference": reward_preference,
+        },
+    )
 
 
 def build_gridworld(shape=(3, 3), start=0, goal=None, goal_preference=4.0):
@@ -66,8 +75,20 @@ def build_gridworld(shape=(3, 3), start=0, goal=None, goal_preference=4.0):
     C = obj_array([np.zeros(num_cells)])
     C[0][goal] = goal_preference
     D = obj_array([np.eye(num_cells)[env.init_state]])
-    return Model("gridworld", A, B, C, D, meta={"source": "pymdp.legacy.envs.GridWorldEnv", "shape": list(shape),
-                                                  "start": start, "goal": goal, "goal_preference": goal_preference})
+    return Model(
+        "gridworld",
+        A,
+        B,
+        C,
+        D,
+        meta={
+            "source": "pymdp.legacy.envs.GridWorldEnv",
+            "shape": list(shape),
+            "start": start,
+            "goal": goal,
+            "goal_preference": goal_preference,
+        },
+    )
 
 
 #: name -> builder of a :class:`Model`. Adding a named model = one function + one line here.
@@ -88,7 +109,9 @@ def load_named_model(name_or_path, project_root=None):
     if text.endswith(".md"):
         return read_gnn_once(resolve_model_path(text, project_root))
     if text not in NAMED_MODELS:
-        raise KeyError(f"unknown model {text!r}: expected one of {sorted(NAMED_MODELS)} or a GNN file path ending in .md")
+        raise KeyError(
+            f"unknown model {text!r}: expected one of {sorted(NAMED_MODELS)} or a GNN file path ending in .md"
+        )
     return NAMED_MODELS[text]()
 
 

@@ -21,8 +21,12 @@ COLUMNS = {
     "variant": (pa.string(), "", "engine: standard, numba, sparse, float32, jax, or module:Class"),
     "model": (pa.string(), "", "model name: random, a GNN file, a pymdp environment"),
     "status": (pa.string(), "", "ok | skipped (reason says why)"),
-    "reason": (pa.string(), "", "why a cell was skipped, or why an ok cell lacks a measurement (no gate reference, "
-               "a batch mode its engine has no form of); empty otherwise"),
+    "reason": (
+        pa.string(),
+        "",
+        "why a cell was skipped, or why an ok cell lacks a measurement (no gate reference, "
+        "a batch mode its engine has no form of); empty otherwise",
+    ),
     "p_states": (pa.int64(), "states", "hidden states per factor"),
     "p_obs": (pa.int64(), "outcomes", "outcomes per modality"),
     "p_actions": (pa.int64(), "actions", "actions per controllable factor"),
@@ -45,49 +49,137 @@ COLUMNS = {
     "ci_low_s": (pa.float64(), "s", "bootstrap 95% CI of the median, low"),
     "ci_high_s": (pa.float64(), "s", "bootstrap 95% CI of the median, high"),
     "stable": (pa.bool_(), "", "IQR <= unstable_iqr_ratio * median"),
-    "processes": (pa.int64(), "processes", "fresh processes the cell was timed in, one after another (timing.processes); "
-                  "samples_s holds all their samples and the CI resamples whole processes"),
+    "processes": (
+        pa.int64(),
+        "processes",
+        "fresh processes the cell was timed in, one after another (timing.processes); "
+        "samples_s holds all their samples and the CI resamples whole processes",
+    ),
     "sample_process": (pa.list_(pa.int64()), "", "process (0 = the cell's own) that took each entry of samples_s"),
     "within_process_var_s2": (pa.float64(), "s^2", "mean over processes of the variance of their samples_s"),
-    "between_process_var_s2": (pa.float64(), "s^2", "variance of the process means beyond within-process noise "
-                               "(one-way random effects, floored at 0); null with one process"),
-    "between_process_share": (pa.float64(), "", "between / (within + between process variance): the share of "
-                              "timing noise that one process alone cannot see; null with one process"),
+    "between_process_var_s2": (
+        pa.float64(),
+        "s^2",
+        "variance of the process means beyond within-process noise "
+        "(one-way random effects, floored at 0); null with one process",
+    ),
+    "between_process_share": (
+        pa.float64(),
+        "",
+        "between / (within + between process variance): the share of "
+        "timing noise that one process alone cannot see; null with one process",
+    ),
     "host": (pa.string(), "", "host name of the machine that measured the row"),
     "tracemalloc_peak_bytes": (pa.int64(), "B", "peak Python/numpy allocation during steps"),
     "rss_peak_bytes": (pa.int64(), "B", "peak resident set size of the process during steps"),
     "q_pi_entropy": (pa.float64(), "nats", "entropy of q_pi at the last gate step"),
-    "throughput_agent_steps_s": (pa.float64(), "agent-steps/s", "batch study: agent steps per second over a stream of "
-                                 "observation batches (median of its samples); null when the mode has no form for the engine"),
-    "batch_workers": (pa.int64(), "processes", "batch study: distinct processes that stepped agents (pool workers, or 1)"),
+    "throughput_agent_steps_s": (
+        pa.float64(),
+        "agent-steps/s",
+        "batch study: agent steps per second over a stream of "
+        "observation batches (median of its samples); null when the mode has no form for the engine",
+    ),
+    "batch_workers": (
+        pa.int64(),
+        "processes",
+        "batch study: distinct processes that stepped agents (pool workers, or 1)",
+    ),
     "throughput_ci_low": (pa.float64(), "agent-steps/s", "batch study: bootstrap 95% CI of the median throughput, low"),
-    "throughput_ci_high": (pa.float64(), "agent-steps/s", "batch study: bootstrap 95% CI of the median throughput, high"),
-    "memory_per_agent_bytes": (pa.float64(), "B", "batch study: bytes held per agent (a batched form's arrays held per "
-                               "agent; sequential: numpy allocation traced while the B agents are built), divided by B"),
-    "beliefs_parameters_bytes": (pa.float64(), "B", "batch study: the least an agent holds: qs, q_pi and its own parameters"),
-    "batch_dev": (pa.float64(), "", "batch study, vectorised: max |qs|, |q_pi| difference of any agent of the batch from "
-                  "the single-agent engine stepped on the same observations and draws"),
-    "batch_n_action_diff": (pa.int64(), "agent-steps", "batch study, vectorised: agent-steps whose action differs from the single-agent engine's"),
-    "batch_agents_checked": (pa.int64(), "agents", "batch study, vectorised: agents compared with the single-agent engine (all of the batch)"),
+    "throughput_ci_high": (
+        pa.float64(),
+        "agent-steps/s",
+        "batch study: bootstrap 95% CI of the median throughput, high",
+    ),
+    "memory_per_agent_bytes": (
+        pa.float64(),
+        "B",
+        "batch study: bytes held per agent (a batched form's arrays held per "
+        "agent; sequential: numpy allocation traced while the B agents are built), divided by B",
+    ),
+    "beliefs_parameters_bytes": (
+        pa.float64(),
+        "B",
+        "batch study: the least an agent holds: qs, q_pi and its own parameters",
+    ),
+    "batch_dev": (
+        pa.float64(),
+        "",
+        "batch study, vectorised: max |qs|, |q_pi| difference of any agent of the batch from "
+        "the single-agent engine stepped on the same observations and draws",
+    ),
+    "batch_n_action_diff": (
+        pa.int64(),
+        "agent-steps",
+        "batch study, vectorised: agent-steps whose action differs from the single-agent engine's",
+    ),
+    "batch_agents_checked": (
+        pa.int64(),
+        "agents",
+        "batch study, vectorised: agents compared with the single-agent engine (all of the batch)",
+    ),
     "p_lr": (pa.float64(), "", "learning study: lr_pA = lr_pB"),
     "p_param_info_gain": (pa.bool_(), "", "learning study: parameter information gain (pA, pB novelty) in the EFE"),
     "p_episodes": (pa.int64(), "episodes", "learning study: episodes each learner plays"),
     "p_episode_steps": (pa.int64(), "steps", "learning study: actions per episode"),
     "learning_runs": (pa.int64(), "", "learning study: independent learners per cell, each seeded from the cell seed"),
-    "episode_goal_rate": (pa.list_(pa.float64()), "", "learning study: per episode, share of runs whose reward was positive"),
-    "episode_reward": (pa.list_(pa.float64()), "outcomes", "learning study: per episode, reward outcomes minus loss outcomes, mean over runs"),
-    "episode_step_time_s": (pa.list_(pa.float64()), "s", "learning study: per episode, mean seconds per learning step (mean over runs)"),
-    "episodes_to_converge": (pa.int64(), "episodes", "learning study: first episode from which the 5-episode rolling goal rate stays within 0.1 of its final value"),
+    "episode_goal_rate": (
+        pa.list_(pa.float64()),
+        "",
+        "learning study: per episode, share of runs whose reward was positive",
+    ),
+    "episode_reward": (
+        pa.list_(pa.float64()),
+        "outcomes",
+        "learning study: per episode, reward outcomes minus loss outcomes, mean over runs",
+    ),
+    "episode_step_time_s": (
+        pa.list_(pa.float64()),
+        "s",
+        "learning study: per episode, mean seconds per learning step (mean over runs)",
+    ),
+    "episodes_to_converge": (
+        pa.int64(),
+        "episodes",
+        "learning study: first episode from which the 5-episode rolling goal rate stays within 0.1 of its final value",
+    ),
     "final_goal_rate": (pa.float64(), "", "learning study: mean goal rate of the last 5 episodes"),
     "profile_steps": (pa.int64(), "steps", "profile study: steps run under cProfile"),
-    "profile_total_s": (pa.float64(), "s", "profile study: profiled seconds over all functions (own times summed, profiler overhead included)"),
-    "profile_function": (pa.list_(pa.string()), "", "profile study: top functions by own and by cumulative time, as file:line(name), by own time"),
-    "profile_calls": (pa.list_(pa.int64()), "calls", "profile study: calls of each profile_function over profile_steps"),
-    "profile_own_s": (pa.list_(pa.float64()), "s", "profile study: time inside each function itself over profile_steps"),
-    "profile_cumulative_s": (pa.list_(pa.float64()), "s", "profile study: time in each function and what it calls over profile_steps"),
+    "profile_total_s": (
+        pa.float64(),
+        "s",
+        "profile study: profiled seconds over all functions (own times summed, profiler overhead included)",
+    ),
+    "profile_function": (
+        pa.list_(pa.string()),
+        "",
+        "profile study: top functions by own and by cumulative time, as file:line(name), by own time",
+    ),
+    "profile_calls": (
+        pa.list_(pa.int64()),
+        "calls",
+        "profile study: calls of each profile_function over profile_steps",
+    ),
+    "profile_own_s": (
+        pa.list_(pa.float64()),
+        "s",
+        "profile study: time inside each function itself over profile_steps",
+    ),
+    "profile_cumulative_s": (
+        pa.list_(pa.float64()),
+        "s",
+        "profile study: time in each function and what it calls over profile_steps",
+    ),
     "profile_pstats": (pa.binary(), "", "profile study: the whole profile, marshalled as pstats dump_stats writes it"),
-    "memory_line": (pa.list_(pa.string()), "", "profile study: lines of the step's hottest functions that keep the most Python/numpy memory, as file:line (memory-profiler, tracemalloc backend; docs/memory-profile.md)"),
-    "memory_line_increment_bytes": (pa.list_(pa.int64()), "B", "profile study: memory-profiler's increment of each memory_line in one step: memory in use after the line minus before it, summed over its runs"),
+    "memory_line": (
+        pa.list_(pa.string()),
+        "",
+        "profile study: lines of the step's hottest functions that keep the most Python/numpy memory, as file:line (memory-profiler, tracemalloc backend; docs/memory-profile.md)",
+    ),
+    "memory_line_increment_bytes": (
+        pa.list_(pa.int64()),
+        "B",
+        "profile study: memory-profiler's increment of each memory_line in one step: memory in use after the line minus before it, summed over its runs",
+    ),
     "memory_line_runs": (pa.list_(pa.int64()), "runs", "profile study: times each memory_line ran in that step"),
     "dev_qs": (pa.float64(), "", "max |qs - qs_standard| over the gate trajectory"),
     "dev_q_pi": (pa.float64(), "", "max |q_pi - q_pi_standard|"),
@@ -106,19 +198,51 @@ COLUMNS = {
 
 #: columns that are measurements of time, memory or the machine: they differ between runs.
 #: Every other column is a function of the config alone, so reruns must reproduce it exactly.
-MEASURED = {"setup_time_s", "compile_time_s", "samples_s", "inner_loops", "step_time_s", "step_time_iqr_s",
-            "ci_low_s", "ci_high_s", "stable", "sample_process", "within_process_var_s2",
-            "between_process_var_s2", "between_process_share", "host", "tracemalloc_peak_bytes", "rss_peak_bytes", "blas_threads",
-            "load_avg_1m", "rolling_mean_s", "rolling_std_s", "rss_trace_bytes",
-            "throughput_agent_steps_s", "throughput_ci_low", "throughput_ci_high", "memory_per_agent_bytes",
-            "episode_step_time_s", "profile_total_s", "profile_function", "profile_calls", "profile_own_s",
-            "profile_cumulative_s", "profile_pstats", "memory_line", "memory_line_increment_bytes",
-            "memory_line_runs"}
+MEASURED = {
+    "setup_time_s",
+    "compile_time_s",
+    "samples_s",
+    "inner_loops",
+    "step_time_s",
+    "step_time_iqr_s",
+    "ci_low_s",
+    "ci_high_s",
+    "stable",
+    "sample_process",
+    "within_process_var_s2",
+    "between_process_var_s2",
+    "between_process_share",
+    "host",
+    "tracemalloc_peak_bytes",
+    "rss_peak_bytes",
+    "blas_threads",
+    "load_avg_1m",
+    "rolling_mean_s",
+    "rolling_std_s",
+    "rss_trace_bytes",
+    "throughput_agent_steps_s",
+    "throughput_ci_low",
+    "throughput_ci_high",
+    "memory_per_agent_bytes",
+    "episode_step_time_s",
+    "profile_total_s",
+    "profile_function",
+    "profile_calls",
+    "profile_own_s",
+    "profile_cumulative_s",
+    "profile_pstats",
+    "memory_line",
+    "memory_line_increment_bytes",
+    "memory_line_runs",
+}
 
 # Each field carries its unit and meaning, so a Parquet file read alone says what its numbers are
 # (`pq.read_schema(path).field("step_time_s").metadata`; docs/columns.md lists them all).
 SCHEMA = pa.schema(
-    [pa.field(name, typ, metadata={"unit": unit, "description": meaning}) for name, (typ, unit, meaning) in COLUMNS.items()]
+    [
+        pa.field(name, typ, metadata={"unit": unit, "description": meaning})
+        for name, (typ, unit, meaning) in COLUMNS.items()
+    ]
 )
 
 
@@ -176,8 +300,11 @@ def schema_difference(schema):
     parts = []
     missing = [name for name in SCHEMA.names if name not in found]
     extra = [name for name in found if name not in COLUMNS]
-    mistyped = [f"{name} is {found[name]}, expected {SCHEMA.field(name).type}" for name in SCHEMA.names
-                if name in found and found[name] != SCHEMA.field(name).type]
+    mistyped = [
+        f"{name} is {found[name]}, expected {SCHEMA.field(name).type}"
+        for name in SCHEMA.names
+        if name in found and found[name] != SCHEMA.field(name).type
+    ]
     if missing:
         parts.append(f"missing: {', '.join(missing)}")
     if extra:
@@ -208,8 +335,10 @@ def check_cell(table, path, rows_per_cell=1, study=None):
         if study is not None and key[0] != study:
             raise ResultError(f"{path}: a row of study {key[0]!r} in the {study!r} table (a foreign file)")
         if expected is not None and key != expected:
-            raise ResultError(f"{path}: holds the row of {'/'.join(map(str, key))}, but its path is that of "
-                              f"{'/'.join(expected)} (a file copied from another cell?)")
+            raise ResultError(
+                f"{path}: holds the row of {'/'.join(map(str, key))}, but its path is that of "
+                f"{'/'.join(expected)} (a file copied from another cell?)"
+            )
     return keys
 
 
@@ -236,20 +365,23 @@ def merge(paths, out_path, skip_bad=False, rows_per_cell=1, study=None):
     tables, skipped, owners = [], {}, {}
     paths = sorted(map(str, paths))
     if len(set(paths)) != len(paths):
-        raise ResultError(f"{out_path}: a cell file is listed twice: {sorted({p for p in paths if paths.count(p) > 1})}")
+        raise ResultError(
+            f"{out_path}: a cell file is listed twice: {sorted({p for p in paths if paths.count(p) > 1})}"
+        )
     for path in paths:
         try:
             table = read_cell(path)
             for key in check_cell(table, path, rows_per_cell, study):
                 if key in owners:
-                    raise ResultError(f"{path}: holds the row of {'/'.join(map(str, key))}, as {owners[key]} does "
-                                      "(a duplicate)")
+                    raise ResultError(
+                        f"{path}: holds the row of {'/'.join(map(str, key))}, as {owners[key]} does (a duplicate)"
+                    )
                 owners[key] = path
             tables.append(table)
         except ResultError as err:
             if not skip_bad:
                 raise
-            warnings.warn(f"left out of the merge: {err}")
+            warnings.warn(f"left out of the merge: {err}", stacklevel=2)
             skipped[path] = str(err)
     if not tables:
         raise ResultError(f"{out_path}: no valid cell files to merge")
@@ -267,7 +399,9 @@ def threads_used(paths):
         table = pq.read_table(path, columns=["study", "threads", "blas_threads"])
         for study in set(table.column("study").to_pylist()):
             rows = [r for r in table.to_pylist() if r["study"] == study]
-            used[study] = {key: sorted({r[key] for r in rows if r[key] is not None}) for key in ("threads", "blas_threads")}
+            used[study] = {
+                key: sorted({r[key] for r in rows if r[key] is not None}) for key in ("threads", "blas_threads")
+            }
     return used
 
 

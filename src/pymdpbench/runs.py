@@ -64,10 +64,19 @@ def list_runs(results_dir="results"):
     for run_dir in sorted((Path(results_dir) / "runs").glob("*/manifest.json")):
         m = manifest(run_dir.parent)
         env = m.get("environment", {})
-        found.append({"run_id": m["run_id"], "path": str(run_dir.parent), "started": m.get("started"),
-                      "ended": m.get("ended"), "git_commit": env.get("git_commit"), "git_dirty": env.get("git_dirty"),
-                      "host": env.get("host"), "config_files": m.get("config_files", []),
-                      "studies": sorted(p.stem for p in run_dir.parent.glob("*.parquet"))})
+        found.append(
+            {
+                "run_id": m["run_id"],
+                "path": str(run_dir.parent),
+                "started": m.get("started"),
+                "ended": m.get("ended"),
+                "git_commit": env.get("git_commit"),
+                "git_dirty": env.get("git_dirty"),
+                "host": env.get("host"),
+                "config_files": m.get("config_files", []),
+                "studies": sorted(p.stem for p in run_dir.parent.glob("*.parquet")),
+            }
+        )
     return sorted(found, key=lambda run: (run["started"] or "", run["run_id"]))
 
 
@@ -88,8 +97,7 @@ def resolve(spec, results_dir="results"):
         return Path(matches[0]["path"])
     known = ", ".join(run["run_id"] for run in runs[-5:]) or "none"
     what = "ambiguous" if matches else "not found"
-    raise RunError(f"run {spec!r} {what}: give a run folder or an id in {Path(results_dir) / 'runs'} "
-                   f"(latest: {known})")
+    raise RunError(f"run {spec!r} {what}: give a run folder or an id in {Path(results_dir) / 'runs'} (latest: {known})")
 
 
 def load_rows(run_dir):

@@ -17,14 +17,25 @@ def summarise(samples, unstable_iqr_ratio, seed=0):
     median = float(np.median(x))
     q1, q3 = np.percentile(x, [25, 75])
     if len(x) > 1 and np.ptp(x) > 0:
-        ci = stats.bootstrap((x,), np.median, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
-                             method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+        ci = stats.bootstrap(
+            (x,),
+            np.median,
+            confidence_level=CONFIDENCE,
+            n_resamples=RESAMPLES,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
         low, high = float(ci.low), float(ci.high)
     else:
         low = high = median
     iqr = float(q3 - q1)
-    return {"step_time_s": median, "step_time_iqr_s": iqr, "ci_low_s": low, "ci_high_s": high,
-            "stable": bool(iqr <= unstable_iqr_ratio * median)}
+    return {
+        "step_time_s": median,
+        "step_time_iqr_s": iqr,
+        "ci_low_s": low,
+        "ci_high_s": high,
+        "stable": bool(iqr <= unstable_iqr_ratio * median),
+    }
 
 
 def _median_ratio(baseline, variant, axis=-1):
@@ -38,8 +49,15 @@ def speedup(baseline_samples, variant_samples, seed=0):
     v = np.asarray(variant_samples, dtype=float)
     ratio = float(_median_ratio(b, v))
     if len(b) > 1 and len(v) > 1:
-        ci = stats.bootstrap((b, v), _median_ratio, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
-                             method="percentile", vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
+        ci = stats.bootstrap(
+            (b, v),
+            _median_ratio,
+            confidence_level=CONFIDENCE,
+            n_resamples=RESAMPLES,
+            method="percentile",
+            vectorized=True,
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
         low, high = float(ci.low), float(ci.high)
         p_value = float(stats.mannwhitneyu(b, v, alternative="two-sided").pvalue)
     else:
@@ -98,9 +116,14 @@ def across_processes(samples_per_process, unstable_iqr_ratio, seed=0):
     pooled = np.concatenate(groups)
     summary = summarise(pooled, unstable_iqr_ratio, seed)
     within = float(np.mean([g.var(ddof=1) if len(g) > 1 else 0.0 for g in groups]))
-    out = {"processes": len(groups), "samples_s": pooled.tolist(),
-           "sample_process": np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]).tolist(),
-           "within_process_var_s2": within, "between_process_var_s2": None, "between_process_share": None}
+    out = {
+        "processes": len(groups),
+        "samples_s": pooled.tolist(),
+        "sample_process": np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]).tolist(),
+        "within_process_var_s2": within,
+        "between_process_var_s2": None,
+        "between_process_share": None,
+    }
     if len(groups) < 2:
         return {**summary, **out}
     n = np.mean([len(g) for g in groups])
@@ -111,5 +134,11 @@ def across_processes(samples_per_process, unstable_iqr_ratio, seed=0):
     medians = np.array([np.median(np.concatenate([groups[i] for i in pick])) for pick in picks])
     low, high = np.percentile(medians, [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
     total = within + between
-    return {**summary, **out, "ci_low_s": float(low), "ci_high_s": float(high), "between_process_var_s2": between,
-            "between_process_share": between / total if total > 0 else 0.0}
+    return {
+        **summary,
+        **out,
+        "ci_low_s": float(low),
+        "ci_high_s": float(high),
+        "between_process_var_s2": between,
+        "between_process_share": between / total if total > 0 else 0.0,
+    }

@@ -34,17 +34,38 @@ def speedups(df):
         if row["cell"] not in reference.index:
             continue
         base = reference.loc[row["cell"]]
-        entry = {"study": row["study"], "cell": row["cell"], "variant": row["variant"],
-                 **{c: row[c] for c in point_columns}, "gate_pass": bool(row["gate_pass"])}
+        entry = {
+            "study": row["study"],
+            "cell": row["cell"],
+            "variant": row["variant"],
+            **{c: row[c] for c in point_columns},
+            "gate_pass": bool(row["gate_pass"]),
+        }
         if row["gate_pass"]:
-            entry.update(stats.speedup(stats.timing_units(base["samples_s"], base.get("sample_process")),
-                                       stats.timing_units(row["samples_s"], row.get("sample_process")),
-                                       seed=int(row["seed"]) % 2**32))
+            entry.update(
+                stats.speedup(
+                    stats.timing_units(base["samples_s"], base.get("sample_process")),
+                    stats.timing_units(row["samples_s"], row.get("sample_process")),
+                    seed=int(row["seed"]) % 2**32,
+                )
+            )
         else:
             entry.update({"speedup": np.nan, "speedup_ci_low": np.nan, "speedup_ci_high": np.nan, "p_value": np.nan})
         out.append(entry)
-    table = pd.DataFrame(out, columns=["study", "cell", "variant", *point_columns, "gate_pass", "speedup",
-                                       "speedup_ci_low", "speedup_ci_high", "p_value"])
+    table = pd.DataFrame(
+        out,
+        columns=[
+            "study",
+            "cell",
+            "variant",
+            *point_columns,
+            "gate_pass",
+            "speedup",
+            "speedup_ci_low",
+            "speedup_ci_high",
+            "p_value",
+        ],
+    )
     table["p_adjusted"] = stats.adjust_pvalues(table["p_value"].to_numpy()) if len(table) else []
     table["significant"] = table["p_adjusted"] < 0.05
     return table
@@ -68,18 +89,29 @@ def largest_models(df):
         skipped = group[(group["status"] == "skipped") & (group["p_states"] > (ok["p_states"].max() if len(ok) else 0))]
         largest = ok.loc[ok["p_states"].idxmax()] if len(ok) else None
         first_out = skipped.loc[skipped["p_states"].idxmin()] if len(skipped) else None
-        out.append({"variant": variant, "p_density": density,
-                    "largest_states": None if largest is None else int(largest["p_states"]),
-                    "model_bytes": None if largest is None else int(largest["model_bytes"]),
-                    "first_skipped_states": None if first_out is None else int(first_out["p_states"]),
-                    "skipped_reason": "" if first_out is None else first_out["reason"]})
-    return pd.DataFrame(out, columns=["variant", "p_density", "largest_states", "model_bytes",
-                                      "first_skipped_states", "skipped_reason"])
+        out.append(
+            {
+                "variant": variant,
+                "p_density": density,
+                "largest_states": None if largest is None else int(largest["p_states"]),
+                "model_bytes": None if largest is None else int(largest["model_bytes"]),
+                "first_skipped_states": None if first_out is None else int(first_out["p_states"]),
+                "skipped_reason": "" if first_out is None else first_out["reason"],
+            }
+        )
+    return pd.DataFrame(
+        out, columns=["variant", "p_density", "largest_states", "model_bytes", "first_skipped_states", "skipped_reason"]
+    )
 
 
 def _memory_section(df):
-    lines = ["", "## Largest model each variant holds", "",
-             "| variant | density | largest states run | its model bytes | next size, skipped because |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Largest model each variant holds",
+        "",
+        "| variant | density | largest states run | its model bytes | next size, skipped because |",
+        "|---|---|---|---|---|",
+    ]
     for _, r in largest_models(df).iterrows():
         size = "none" if pd.isna(r["largest_states"]) else f"{int(r['largest_states'])}"
         nbytes = "" if pd.isna(r["model_bytes"]) else f"{r['model_bytes'] / 2**20:.3g} MiB"
@@ -89,29 +121,46 @@ def _memory_section(df):
 
 
 def _batch_section(df):
-    lines = ["", "## Throughput (agent steps per second)", "",
-             "| mode | batch size | variant | agent-steps/s | processes | note |", "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Throughput (agent steps per second)",
+        "",
+        "| mode | batch size | variant | agent-steps/s | processes | note |",
+        "|---|---|---|---|---|---|",
+    ]
     rows = df.sort_values(["p_batch_mode", "p_batch_size", "variant"])
     for _, r in rows.iterrows():
         rate = "–" if pd.isna(r["throughput_agent_steps_s"]) else f"{r['throughput_agent_steps_s']:.4g}"
         workers = "" if pd.isna(r["batch_workers"]) else f"{int(r['batch_workers'])}"
-        lines.append(f"| {r['p_batch_mode']} | {int(r['p_batch_size'])} | {r['variant']} | {rate} | {workers} | {r['reason']} |")
+        lines.append(
+            f"| {r['p_batch_mode']} | {int(r['p_batch_size'])} | {r['variant']} | {rate} | {workers} | {r['reason']} |"
+        )
     return lines
 
 
 def _learning_section(df):
     """What each learning configuration learned on the T-maze, per variant."""
     ok = df[df["status"] == "ok"].sort_values(["p_lr", "p_param_info_gain", "variant"])
-    lines = ["", "## Learning on the T-maze", "",
-             "| cell | variant | runs | goal rate, first 5 episodes | goal rate, last 5 episodes | episodes to converge "
-             "| time per learning step (median over episodes) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Learning on the T-maze",
+        "",
+        "| cell | variant | runs | goal rate, first 5 episodes | goal rate, last 5 episodes | episodes to converge "
+        "| time per learning step (median over episodes) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for _, r in ok.iterrows():
         rate = np.asarray(r["episode_goal_rate"])
-        lines.append(f"| {r['cell']} | {r['variant']} | {int(r['learning_runs'])} | {rate[:5].mean():.2f} | "
-                     f"{r['final_goal_rate']:.2f} | {int(r['episodes_to_converge'])} | "
-                     f"{_fmt_time(float(np.median(r['episode_step_time_s'])))} |")
-    lines += ["", "Episodes to converge: the first episode from which the 5-episode rolling goal rate stays "
-              "within 0.1 of its final value."]
+        lines.append(
+            f"| {r['cell']} | {r['variant']} | {int(r['learning_runs'])} | {rate[:5].mean():.2f} | "
+            f"{r['final_goal_rate']:.2f} | {int(r['episodes_to_converge'])} | "
+            f"{_fmt_time(float(np.median(r['episode_step_time_s'])))} |"
+        )
+    lines += [
+        "",
+        "Episodes to converge: the first episode from which the 5-episode rolling goal rate stays "
+        "within 0.1 of its final value.",
+    ]
     return lines
 
 
@@ -125,9 +174,13 @@ def _profile_section(df, top=10):
         shares = group.pivot_table(index="function", columns="cell", values="own_share", aggfunc="first")
         calls = group.groupby("function")["calls_per_step"].max()
         shares = shares.loc[shares.max(axis=1).nlargest(top).index]
-        lines += ["", f"## Profile: {variant} (share of profiled time inside the function itself)", "",
-                  "| function | calls per step (max) | " + " | ".join(shares.columns) + " |",
-                  "|---|---|" + "---|" * len(shares.columns)]
+        lines += [
+            "",
+            f"## Profile: {variant} (share of profiled time inside the function itself)",
+            "",
+            "| function | calls per step (max) | " + " | ".join(shares.columns) + " |",
+            "|---|---|" + "---|" * len(shares.columns),
+        ]
         for name, row in shares.iterrows():
             values = " | ".join("" if np.isnan(v) else f"{100 * v:.1f} %" for v in row)
             lines.append(f"| `{name}` | {calls[name]:.3g} | {values} |")
@@ -135,8 +188,12 @@ def _profile_section(df, top=10):
 
 
 #: study -> extra markdown lines after the common tables
-STUDY_SECTIONS = {"memory": _memory_section, "batch": _batch_section, "learning": _learning_section,
-                  "profile": _profile_section}
+STUDY_SECTIONS = {
+    "memory": _memory_section,
+    "batch": _batch_section,
+    "learning": _learning_section,
+    "profile": _profile_section,
+}
 
 
 def markdown(df, skipped_files=None):
@@ -145,9 +202,12 @@ def markdown(df, skipped_files=None):
     study = df["study"].iloc[0]
     ok = df[df["status"] == "ok"].sort_values([x_axis(study), "cell", "variant"])
     sp = speedups(df).set_index(["cell", "variant"])
-    lines = [f"# {study}", "",
-             "| cell | variant | step time (median) | 95 % CI | speed-up vs standard (95 % CI) | p (BH) | max deviation | gate |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {study}",
+        "",
+        "| cell | variant | step time (median) | 95 % CI | speed-up vs standard (95 % CI) | p (BH) | max deviation | gate |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in ok.iterrows():
         speed = "reference"
         p_adj = ""
@@ -164,8 +224,10 @@ def markdown(df, skipped_files=None):
         else:
             gate = "pass" if r["gate_pass"] else f"**FAIL**: {gate_failure(r)}"
         stable = "" if r["stable"] else " (unstable)"
-        lines.append(f"| {r['cell']} | {r['variant']} | {_fmt_time(r['step_time_s'])}{stable} | "
-                     f"{_fmt_time(r['ci_low_s'])}–{_fmt_time(r['ci_high_s'])} | {speed} | {p_adj} | {dev:.1e} | {gate} |")
+        lines.append(
+            f"| {r['cell']} | {r['variant']} | {_fmt_time(r['step_time_s'])}{stable} | "
+            f"{_fmt_time(r['ci_low_s'])}–{_fmt_time(r['ci_high_s'])} | {speed} | {p_adj} | {dev:.1e} | {gate} |"
+        )
     passing = speedups(df)
     passing = passing[passing["gate_pass"]]
     if len(passing):
@@ -174,9 +236,11 @@ def markdown(df, skipped_files=None):
             lines.append(f"| {variant} | {stats.geometric_mean(group['speedup']):.3g}× | {len(group)} |")
     failed = ok[ok["gate_pass"].eq(False)]  # null (no reference) is not a failure
     lines += ["", f"Cells failing the correctness gate: {len(failed)}"]
-    lines += [f"- {r['cell']} / {r['variant']}: dev_qs={r['dev_qs']:.2e}, dev_q_pi={r['dev_q_pi']:.2e}, "
-              f"dev_G_rel={r['dev_G_rel']:.2e}, tolerance={r['tolerance']:.0e}, actions differing={int(r['n_action_diff'])}"
-              for _, r in failed.iterrows()]
+    lines += [
+        f"- {r['cell']} / {r['variant']}: dev_qs={r['dev_qs']:.2e}, dev_q_pi={r['dev_q_pi']:.2e}, "
+        f"dev_G_rel={r['dev_G_rel']:.2e}, tolerance={r['tolerance']:.0e}, actions differing={int(r['n_action_diff'])}"
+        for _, r in failed.iterrows()
+    ]
     if ok.empty:
         lines += ["", f"**No measured cells: all {len(df)} cells of this study were skipped (reasons below).**"]
     lines += STUDY_SECTIONS.get(study, lambda _: [])(df)
@@ -195,23 +259,34 @@ def latex(df):
     study = df["study"].iloc[0]
     ok = df[df["status"] == "ok"].sort_values([x_axis(study), "cell", "variant"])
     sp = speedups(df).set_index(["cell", "variant"])
-    lines = [r"\begin{tabular}{llrrl}", r"\toprule",
-             r"cell & variant & time per step & 95\,\% CI & speed-up (95\,\% CI) \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{llrrl}",
+        r"\toprule",
+        r"cell & variant & time per step & 95\,\% CI & speed-up (95\,\% CI) \\",
+        r"\midrule",
+    ]
     for _, r in ok.iterrows():
         speed = "reference"
         if r["variant"] != "standard" and (r["cell"], r["variant"]) in sp.index:
             s = sp.loc[(r["cell"], r["variant"])]
-            speed = (f"{_tex_number(s['speedup'])}$\\times$ ({_tex_number(s['speedup_ci_low'])}--"
-                     f"{_tex_number(s['speedup_ci_high'])})"
-                     if s["gate_pass"] else r"gate failed$^\dagger$")
-        lines.append(f"{_tex(r['cell'])} & {_tex(r['variant'])} & {_tex(_fmt_time(r['step_time_s']))} & "
-                     f"{_tex(_fmt_time(r['ci_low_s']))}--{_tex(_fmt_time(r['ci_high_s']))} & {speed} \\\\")
+            speed = (
+                f"{_tex_number(s['speedup'])}$\\times$ ({_tex_number(s['speedup_ci_low'])}--"
+                f"{_tex_number(s['speedup_ci_high'])})"
+                if s["gate_pass"]
+                else r"gate failed$^\dagger$"
+            )
+        lines.append(
+            f"{_tex(r['cell'])} & {_tex(r['variant'])} & {_tex(_fmt_time(r['step_time_s']))} & "
+            f"{_tex(_fmt_time(r['ci_low_s']))}--{_tex(_fmt_time(r['ci_high_s']))} & {speed} \\\\"
+        )
     passing = speedups(df)
     passing = passing[passing["gate_pass"]]
     if len(passing):
         lines.append(r"\midrule")
         for variant, group in passing.groupby("variant"):
-            lines.append(f"geometric mean & {_tex(variant)} & & & {_tex_number(stats.geometric_mean(group['speedup']))}$\\times$ \\\\")
+            lines.append(
+                f"geometric mean & {_tex(variant)} & & & {_tex_number(stats.geometric_mean(group['speedup']))}$\\times$ \\\\"
+            )
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -222,15 +297,25 @@ GATE_DEVIATIONS = {"dev_qs": "qs", "dev_q_pi": "q_pi", "dev_G_rel": "G (scaled)"
 def gate_failure(row):
     """Why a row failed the gate, naming each cause: the deviations over tolerance with their
     values, and the differing actions; e.g. ``q_pi deviates 4.3e-02 > tolerance 1e-04``."""
-    causes = [f"{name} deviates {row[column]:.1e} > tolerance {row['tolerance']:.0e}"
-              for column, name in GATE_DEVIATIONS.items() if row[column] > row["tolerance"]]
+    causes = [
+        f"{name} deviates {row[column]:.1e} > tolerance {row['tolerance']:.0e}"
+        for column, name in GATE_DEVIATIONS.items()
+        if row[column] > row["tolerance"]
+    ]
     if row["n_action_diff"]:
         causes.append(f"{int(row['n_action_diff'])} of the gate steps chose another action")
     return "; ".join(causes) or "no deviation over tolerance recorded"
 
 
 def _tex(text):
-    return str(text).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("µ", r"\textmu{}")
+    return (
+        str(text)
+        .replace("\\", r"\textbackslash{}")
+        .replace("_", r"\_")
+        .replace("%", r"\%")
+        .replace("&", r"\&")
+        .replace("µ", r"\textmu{}")
+    )
 
 
 def headline_numbers(frames):
@@ -241,8 +326,10 @@ def headline_numbers(frames):
     sp = pd.concat([speedups(f) for f in frames], ignore_index=True)
     numbers = {"cells": int(len(df)), "cells_ok": int((df["status"] == "ok").sum()), "variants": {}}
     for variant, group in df[df["status"] == "ok"].groupby("variant"):
-        entry = {"largest_states": int(group["p_states"].max()),
-                 "cells_failing_gate": int(group["gate_pass"].eq(False).sum())}
+        entry = {
+            "largest_states": int(group["p_states"].max()),
+            "cells_failing_gate": int(group["gate_pass"].eq(False).sum()),
+        }
         if variant != "standard":
             deviation = group[["dev_qs", "dev_q_pi", "dev_G_rel"]].max(axis=1)
             entry["max_deviation"] = float(deviation.max())
@@ -250,8 +337,13 @@ def headline_numbers(frames):
             mine = sp[(sp["variant"] == variant) & sp["gate_pass"]]
             if len(mine):
                 best = mine.loc[mine["speedup"].idxmax()]
-                entry.update({"max_speedup": float(best["speedup"]), "max_speedup_cell": f"{best['study']}/{best['cell']}",
-                              "geomean_speedup": stats.geometric_mean(mine["speedup"])})
+                entry.update(
+                    {
+                        "max_speedup": float(best["speedup"]),
+                        "max_speedup_cell": f"{best['study']}/{best['cell']}",
+                        "geomean_speedup": stats.geometric_mean(mine["speedup"]),
+                    }
+                )
         numbers["variants"][variant] = entry
     return numbers
 
@@ -280,7 +372,9 @@ def numbers_tex(numbers):
         stem = "".join(digits.get(ch, ch) for ch in variant if ch.isalnum())
         for key, value in entry.items():
             name = stem + "".join(part.capitalize() for part in key.split("_"))
-            text = _tex_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _tex(value)
+            text = (
+                _tex_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _tex(value)
+            )
             lines.append(f"\\newcommand{{\\{name}}}{{{text}}}")
     return "\n".join(lines) + "\n"
 

@@ -1,8 +1,8 @@
 """The batched engine: every agent of a batch equals a single-agent engine (numba, float32, and pymdp's
 own legacy Agent) on the same model, observations and draws; per-agent parameters; learning; refusals."""
 
-import numpy as np
 import numba
+import numpy as np
 import pytest
 
 from pymdpbench.engines import get_engine, traits
@@ -217,10 +217,13 @@ def test_reset_starts_again_from_D():
     np.testing.assert_array_equal(batched.qs[0], first[1])
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda kw: {**kw, "use_param_info_gain": True}, "parameter information gain"),
-    (lambda kw: {**kw, "inference_algo": "MMP"}, "does not support: inference_algo"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda kw: {**kw, "use_param_info_gain": True}, "parameter information gain"),
+        (lambda kw: {**kw, "inference_algo": "MMP"}, "does not support: inference_algo"),
+    ],
+)
 def test_unsupported_options_are_refused_by_name(change, message):
     _, kwargs = model_kwargs()
     with pytest.raises((ValueError, TypeError), match=message):
@@ -229,18 +232,22 @@ def test_unsupported_options_are_refused_by_name(change, message):
 
 def test_several_factors_are_refused():
     model = random_model(1, [3, 2], [4], [2, 1])
-    supported, reason = BatchedAgent.supports({"num_states": model.num_states, "num_obs": model.num_obs,
-                                               "num_controls": model.num_controls, "policy_len": 1})
+    supported, reason = BatchedAgent.supports(
+        {"num_states": model.num_states, "num_obs": model.num_obs, "num_controls": model.num_controls, "policy_len": 1}
+    )
     assert not supported and "one hidden-state factor" in reason
     with pytest.raises(ValueError, match="one hidden-state factor"):
         BatchedAgent(model.agent_kwargs(), 4)
 
 
-@pytest.mark.parametrize("obs,message", [
-    (np.zeros((4, 1), dtype=np.int64), r"shape \(4, 2\)"),
-    (np.zeros((4, 2)), "integer array"),
-    (np.array([[0, 0], [0, 3], [0, 0], [0, 0]]), "agent 1, modality 1 is 3, outside 0..2"),
-])
+@pytest.mark.parametrize(
+    "obs,message",
+    [
+        (np.zeros((4, 1), dtype=np.int64), r"shape \(4, 2\)"),
+        (np.zeros((4, 2)), "integer array"),
+        (np.array([[0, 0], [0, 3], [0, 0], [0, 0]]), "agent 1, modality 1 is 3, outside 0..2"),
+    ],
+)
 def test_bad_observations_are_refused(obs, message):
     _, kwargs = model_kwargs()
     with pytest.raises(ValueError, match=message):

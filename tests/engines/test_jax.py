@@ -119,8 +119,13 @@ def test_learning_matches_legacy_on_dense_dirichlets():
         dev = gate.deviation(reference, trajectory)
         assert gate.passes(dev, TOL), (order, dev)
         for name in ("A", "B", "pA", "pB"):
-            np.testing.assert_allclose(getattr(agent, name)[0], getattr(legacy, name)[0], rtol=0, atol=1e-12,
-                                       err_msg=f"{name} after learning ({order})")
+            np.testing.assert_allclose(
+                getattr(agent, name)[0],
+                getattr(legacy, name)[0],
+                rtol=0,
+                atol=1e-12,
+                err_msg=f"{name} after learning ({order})",
+            )
 
 
 def test_supports_states_its_reasons():
@@ -156,12 +161,14 @@ def test_stochastic_actions_follow_the_numpy_seed():
     model = random_model(7, num_states=[5], num_obs=[4], num_controls=[4])
     observations = gate.observation_sequence(0, model.num_obs, 10)
     options = {"action_selection": "stochastic", "alpha": 1.0}
-    runs = [gate.run_trajectory(Agent(**model.agent_kwargs(), **options), observations, seed).actions
-            for seed in (1, 1, 2)]
+    runs = [
+        gate.run_trajectory(Agent(**model.agent_kwargs(), **options), observations, seed).actions for seed in (1, 1, 2)
+    ]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
-    seeded = [gate.run_trajectory(Agent(**model.agent_kwargs(), seed=9, **options), observations, s).actions
-              for s in (1, 2)]
+    seeded = [
+        gate.run_trajectory(Agent(**model.agent_kwargs(), seed=9, **options), observations, s).actions for s in (1, 2)
+    ]
     np.testing.assert_array_equal(seeded[0], seeded[1])
 
 
@@ -176,21 +183,50 @@ def non_default_values():
     """A valid non-default value of every keyword of pymdp.legacy's Agent.__init__ but A and B."""
     m = KEYWORD_MODEL
     return {
-        "C": obj_array([np.arange(3.0), np.array([1.0, -1.0])]), "D": obj_array([np.array([0.4, 0.3, 0.2, 0.1])]),
-        "E": np.array([0.5, 0.3, 0.2]), "H": obj_array([np.array([0.7, 0.1, 0.1, 0.1])]),
-        "pA": copy.deepcopy(m.pA), "pB": copy.deepcopy(m.pB), "pD": obj_array([np.ones(4)]),
-        "num_controls": [3], "policy_len": 2, "inference_horizon": 2, "control_fac_idx": [0],
-        "policies": [np.array([[0]]), np.array([[2]])], "gamma": 4.0, "alpha": 2.0, "use_utility": False,
-        "use_states_info_gain": False, "use_param_info_gain": True, "action_selection": "stochastic",
-        "sampling_mode": "full", "inference_algo": "MMP", "inference_params": {"num_iter": 3},
-        "modalities_to_learn": [0], "lr_pA": 0.5, "factors_to_learn": [0], "lr_pB": 0.5, "lr_pD": 0.5,
-        "use_BMA": False, "policy_sep_prior": True, "save_belief_hist": True, "A_factor_list": [[0], [0]],
-        "B_factor_list": [[0]], "sophisticated": True, "si_horizon": 2, "si_policy_prune_threshold": 0.1,
-        "si_state_prune_threshold": 0.1, "si_prune_penalty": 100, "ii_depth": 5, "ii_threshold": 0.1,
+        "C": obj_array([np.arange(3.0), np.array([1.0, -1.0])]),
+        "D": obj_array([np.array([0.4, 0.3, 0.2, 0.1])]),
+        "E": np.array([0.5, 0.3, 0.2]),
+        "H": obj_array([np.array([0.7, 0.1, 0.1, 0.1])]),
+        "pA": copy.deepcopy(m.pA),
+        "pB": copy.deepcopy(m.pB),
+        "pD": obj_array([np.ones(4)]),
+        "num_controls": [3],
+        "policy_len": 2,
+        "inference_horizon": 2,
+        "control_fac_idx": [0],
+        "policies": [np.array([[0]]), np.array([[2]])],
+        "gamma": 4.0,
+        "alpha": 2.0,
+        "use_utility": False,
+        "use_states_info_gain": False,
+        "use_param_info_gain": True,
+        "action_selection": "stochastic",
+        "sampling_mode": "full",
+        "inference_algo": "MMP",
+        "inference_params": {"num_iter": 3},
+        "modalities_to_learn": [0],
+        "lr_pA": 0.5,
+        "factors_to_learn": [0],
+        "lr_pB": 0.5,
+        "lr_pD": 0.5,
+        "use_BMA": False,
+        "policy_sep_prior": True,
+        "save_belief_hist": True,
+        "A_factor_list": [[0], [0]],
+        "B_factor_list": [[0]],
+        "sophisticated": True,
+        "si_horizon": 2,
+        "si_policy_prune_threshold": 0.1,
+        "si_state_prune_threshold": 0.1,
+        "si_prune_penalty": 100,
+        "ii_depth": 5,
+        "ii_threshold": 0.1,
     }
 
 
-LEGACY_PARAMETERS = [name for name in inspect.signature(PymdpAgent.__init__).parameters if name not in ("self", "A", "B")]
+LEGACY_PARAMETERS = [
+    name for name in inspect.signature(PymdpAgent.__init__).parameters if name not in ("self", "A", "B")
+]
 
 
 @pytest.mark.parametrize("name", LEGACY_PARAMETERS)
@@ -209,11 +245,18 @@ def test_supports_and_the_constructor_agree_on_every_legacy_keyword(name):
         assert supported, f"supports() refuses {name} ({reason}), the constructor accepts it"
 
 
-@pytest.mark.parametrize("name, value", [
-    ("pD", obj_array([np.ones(4)])), ("H", obj_array([np.array([0.7, 0.1, 0.1, 0.1])])),
-    ("policies", np.zeros((2, 1, 1), dtype=int)), ("save_belief_hist", True), ("inference_algo", "MMP"),
-    ("inference_horizon", 3), ("sophisticated", True),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("pD", obj_array([np.ones(4)])),
+        ("H", obj_array([np.array([0.7, 0.1, 0.1, 0.1])])),
+        ("policies", np.zeros((2, 1, 1), dtype=int)),
+        ("save_belief_hist", True),
+        ("inference_algo", "MMP"),
+        ("inference_horizon", 3),
+        ("sophisticated", True),
+    ],
+)
 def test_unsupported_keyword_is_refused_by_name(name, value):
     """Array-valued ones too: a TypeError naming the keyword, not numpy's ambiguous truth value."""
     with pytest.raises(TypeError, match=rf"does not support: {name}="):
@@ -314,10 +357,24 @@ def double_pA(agent):
 MUTATIONS = [
     ("A assigned", PLAIN, {"policy_len": 2}, None, lambda a: setattr(a, "A", copy.deepcopy(PLAIN_OTHER.A)), None),
     ("A[m] assigned", PLAIN, {"policy_len": 2}, None, lambda a: a.A.__setitem__(1, PLAIN_OTHER.A[1].copy()), None),
-    ("A edited in place", PLAIN, {"policy_len": 2}, None, lambda a: a.A[0].__setitem__(slice(None), a.A[0][::-1]), None),
+    (
+        "A edited in place",
+        PLAIN,
+        {"policy_len": 2},
+        None,
+        lambda a: a.A[0].__setitem__(slice(None), a.A[0][::-1]),
+        None,
+    ),
     ("B assigned", PLAIN, {"policy_len": 2}, None, lambda a: setattr(a, "B", copy.deepcopy(PLAIN_OTHER.B)), None),
     ("B edited in place", PLAIN, {"policy_len": 2}, None, swap_B_actions, None),
-    ("C assigned", PLAIN, {"policy_len": 2}, None, lambda a: setattr(a, "C", obj_array([4.0 * np.eye(5)[4], np.zeros(3)])), None),
+    (
+        "C assigned",
+        PLAIN,
+        {"policy_len": 2},
+        None,
+        lambda a: setattr(a, "C", obj_array([4.0 * np.eye(5)[4], np.zeros(3)])),
+        None,
+    ),
     ("C[m] assigned", PLAIN, {"policy_len": 2}, None, lambda a: a.C.__setitem__(0, 4.0 * np.eye(5)[1]), None),
     ("C edited in place (T-maze idiom)", PLAIN, {"policy_len": 2}, None, lambda a: a.C[1].__setitem__(1, 6.0), None),
     ("D assigned", PLAIN, {}, None, assign_D, None),
@@ -327,14 +384,39 @@ MUTATIONS = [
     ("gamma", PLAIN, {"policy_len": 2}, None, lambda a: setattr(a, "gamma", 0.5), None),
     ("use_utility", PLAIN, {"policy_len": 2}, None, lambda a: setattr(a, "use_utility", False), None),
     ("use_states_info_gain", PLAIN, {"policy_len": 2}, None, lambda a: setattr(a, "use_states_info_gain", False), None),
-    ("inference_params assigned", TWO_FACTORS, {}, ten_sweeps,
-     lambda a: setattr(a, "inference_params", {"num_iter": 2, "dF": 1.0, "dF_tol": -1.0, "compute_vfe": True}), None),
-    ("inference_params edited in place", TWO_FACTORS, {}, ten_sweeps, lambda a: a.inference_params.update(num_iter=1), None),
-    ("action_selection", PLAIN, {"action_selection": "stochastic", "alpha": 1e-3}, None,
-     lambda a: setattr(a, "action_selection", "deterministic"), None),
+    (
+        "inference_params assigned",
+        TWO_FACTORS,
+        {},
+        ten_sweeps,
+        lambda a: setattr(a, "inference_params", {"num_iter": 2, "dF": 1.0, "dF_tol": -1.0, "compute_vfe": True}),
+        None,
+    ),
+    (
+        "inference_params edited in place",
+        TWO_FACTORS,
+        {},
+        ten_sweeps,
+        lambda a: a.inference_params.update(num_iter=1),
+        None,
+    ),
+    (
+        "action_selection",
+        PLAIN,
+        {"action_selection": "stochastic", "alpha": 1e-3},
+        None,
+        lambda a: setattr(a, "action_selection", "deterministic"),
+        None,
+    ),
     ("alpha", PLAIN, {"action_selection": "stochastic", "alpha": 1e-3}, None, lambda a: setattr(a, "alpha", 1e4), None),
-    ("A of a learner assigned", LEARNER, {}, None, lambda a: setattr(a, "A", copy.deepcopy(
-        random_model(26, num_states=[5], num_obs=[4, 3], num_controls=[3]).A)), "post"),
+    (
+        "A of a learner assigned",
+        LEARNER,
+        {},
+        None,
+        lambda a: setattr(a, "A", copy.deepcopy(random_model(26, num_states=[5], num_obs=[4, 3], num_controls=[3]).A)),
+        "post",
+    ),
     ("B of a learner edited in place", LEARNER, {}, None, swap_B_actions, "post"),
     ("pA assigned", LEARNER, {}, None, lambda a: setattr(a, "pA", obj_array([30.0 * p for p in a.pA])), "post"),
     ("pA edited in place", LEARNER, {}, None, double_pA, "post"),
@@ -342,16 +424,46 @@ MUTATIONS = [
     ("pB edited in place", LEARNER, {}, None, lambda a: a.pB[0].__imul__(0.05), "post"),
     ("lr_pA", LEARNER, {}, None, lambda a: setattr(a, "lr_pA", 20.0), "post"),
     ("lr_pB", LEARNER, {}, None, lambda a: setattr(a, "lr_pB", 20.0), "post"),
-    ("modalities_to_learn assigned", LEARNER, {"modalities_to_learn": [0, 1], "lr_pA": 20.0}, None,
-     lambda a: setattr(a, "modalities_to_learn", [1]), "post"),
-    ("modalities_to_learn edited in place", LEARNER, {"modalities_to_learn": [0, 1], "lr_pA": 20.0}, None,
-     lambda a: a.modalities_to_learn.remove(1), "post"),
-    ("factors_to_learn assigned", TWO_FACTORS_LEARNER, {"factors_to_learn": [0, 1], "lr_pB": 20.0}, ten_sweeps,
-     lambda a: setattr(a, "factors_to_learn", [1]), "post"),
-    ("factors_to_learn edited in place", TWO_FACTORS_LEARNER, {"factors_to_learn": [0, 1], "lr_pB": 20.0}, ten_sweeps,
-     lambda a: a.factors_to_learn.remove(1), "post"),
-    ("A with zeros assigned to a learner", LEARNER, {}, None,
-     lambda a: setattr(a, "A", copy.deepcopy(mixed_model(41, "A").A)), "post"),
+    (
+        "modalities_to_learn assigned",
+        LEARNER,
+        {"modalities_to_learn": [0, 1], "lr_pA": 20.0},
+        None,
+        lambda a: setattr(a, "modalities_to_learn", [1]),
+        "post",
+    ),
+    (
+        "modalities_to_learn edited in place",
+        LEARNER,
+        {"modalities_to_learn": [0, 1], "lr_pA": 20.0},
+        None,
+        lambda a: a.modalities_to_learn.remove(1),
+        "post",
+    ),
+    (
+        "factors_to_learn assigned",
+        TWO_FACTORS_LEARNER,
+        {"factors_to_learn": [0, 1], "lr_pB": 20.0},
+        ten_sweeps,
+        lambda a: setattr(a, "factors_to_learn", [1]),
+        "post",
+    ),
+    (
+        "factors_to_learn edited in place",
+        TWO_FACTORS_LEARNER,
+        {"factors_to_learn": [0, 1], "lr_pB": 20.0},
+        ten_sweeps,
+        lambda a: a.factors_to_learn.remove(1),
+        "post",
+    ),
+    (
+        "A with zeros assigned to a learner",
+        LEARNER,
+        {},
+        None,
+        lambda a: setattr(a, "A", copy.deepcopy(mixed_model(41, "A").A)),
+        "post",
+    ),
 ]
 
 
@@ -360,7 +472,7 @@ def run_edited(model, options, setup, edit, learning, steps=(3, 4)):
     same edit on both, ``steps[1]`` more: [(trajectory after the edit, agent)] of legacy, JAX,
     and legacy without the edit (to show that the edit matters)."""
     observations = gate.observation_sequence(7, model.num_obs, sum(steps))
-    before, after = observations[:steps[0]], observations[steps[0]:]
+    before, after = observations[: steps[0]], observations[steps[0] :]
     runs = []
     for engine, edited in ((LegacyAgent, True), (Agent, True), (LegacyAgent, False)):
         agent = engine(**copy.deepcopy(model.agent_kwargs()), **copy.deepcopy(options))
@@ -385,8 +497,9 @@ def test_a_change_after_construction_acts_as_in_legacy(case):
     assert gate.passes(dev, TOL), dev
     assert agent.rebuilds <= 2  # the edit (and the setup) at most: no rebuild on an unchanged step
     changed = gate.deviation(reference, unedited)  # the edit mattered: without it legacy computes otherwise
-    assert max(changed["dev_qs"], changed["dev_q_pi"], changed["dev_G_rel"]) > 100 * TOL \
-        or changed["n_action_diff"] > 0, changed
+    assert (
+        max(changed["dev_qs"], changed["dev_q_pi"], changed["dev_G_rel"]) > 100 * TOL or changed["n_action_diff"] > 0
+    ), changed
     if learning:
         for attribute in ("A", "B", "pA", "pB"):
             for x, y in zip(getattr(agent, attribute), getattr(legacy, attribute)):

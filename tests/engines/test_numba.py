@@ -17,18 +17,23 @@ Agent = numba_engine.Agent
 @pytest.fixture
 def no_pymdp_paths(monkeypatch):
     """pymdp's own infer_states / infer_policies / sample_action made to fail: only compiled paths run."""
+
     def fail(*args, **kwargs):
         raise AssertionError("pymdp's own path was taken")
+
     for name in ("infer_states", "infer_policies", "sample_action"):
         monkeypatch.setattr(PymdpAgent, name, fail)
 
 
-@pytest.mark.parametrize("states,obs,controls,afl,bfl,kwargs", [
-    ([8], [4], [4], None, None, dict(policy_len=3)),
-    ([4, 3], [4, 3], [2, 3], [[1, 0], [1]], [[0, 1], [1]], dict(policy_len=2, sampling_mode="full")),
-    ([4, 3, 2], [4], [2, 1, 2], None, None, dict(use_param_info_gain=True, action_selection="stochastic")),
-    ([5, 3], [4, 3], [3, 2], [[0], [0, 1]], None, dict(inference_algo="MMP", policy_len=2, inference_horizon=3)),
-])
+@pytest.mark.parametrize(
+    "states,obs,controls,afl,bfl,kwargs",
+    [
+        ([8], [4], [4], None, None, dict(policy_len=3)),
+        ([4, 3], [4, 3], [2, 3], [[1, 0], [1]], [[0, 1], [1]], dict(policy_len=2, sampling_mode="full")),
+        ([4, 3, 2], [4], [2, 1, 2], None, None, dict(use_param_info_gain=True, action_selection="stochastic")),
+        ([5, 3], [4, 3], [3, 2], [[0], [0, 1]], None, dict(inference_algo="MMP", policy_len=2, inference_horizon=3)),
+    ],
+)
 def test_steps_take_the_compiled_paths(no_pymdp_paths, states, obs, controls, afl, bfl, kwargs):
     model = random_model(1, states, obs, controls, A_factor_list=afl, B_factor_list=bfl, dirichlet=True)
     agent = Agent(**model.agent_kwargs(), **kwargs)

@@ -28,11 +28,46 @@ ENGINE_NAMES = [name for name in ENGINES if name != "standard"]
 MODES = [("marginal", "deterministic"), ("marginal", "stochastic"), ("full", "deterministic"), ("full", "stochastic")]
 
 
-def _case(name, states, obs, controls, H=1, T=6, density=1.0, afl=None, bfl=None, E=False, dirichlet=False,
-          learning=None, c2d=False, mode=0, tie=False, seed=0, **agent_kwargs):
-    return pytest.param(dict(states=states, obs=obs, controls=controls, H=H, T=T, density=density, afl=afl, bfl=bfl,
-                             E=E, dirichlet=dirichlet, learning=learning, c2d=c2d, mode=mode, tie=tie, seed=seed,
-                             agent_kwargs=agent_kwargs), id=name)
+def _case(
+    name,
+    states,
+    obs,
+    controls,
+    H=1,
+    T=6,
+    density=1.0,
+    afl=None,
+    bfl=None,
+    E=False,
+    dirichlet=False,
+    learning=None,
+    c2d=False,
+    mode=0,
+    tie=False,
+    seed=0,
+    **agent_kwargs,
+):
+    return pytest.param(
+        dict(
+            states=states,
+            obs=obs,
+            controls=controls,
+            H=H,
+            T=T,
+            density=density,
+            afl=afl,
+            bfl=bfl,
+            E=E,
+            dirichlet=dirichlet,
+            learning=learning,
+            c2d=c2d,
+            mode=mode,
+            tie=tie,
+            seed=seed,
+            agent_kwargs=agent_kwargs,
+        ),
+        id=name,
+    )
 
 
 CASES = [
@@ -43,10 +78,32 @@ CASES = [
     _case("1f-64s-8a-stochastic", [64], [32], [8], mode=1, seed=2),
     _case("1f-E-H2-full-stochastic", [12], [6], [3], H=2, E=True, mode=3, seed=3),
     _case("1f-C2d-H3", [10], [5, 4], [3], H=3, T=5, c2d=True, density=0.5, seed=4),
-    _case("1f-learn-pre-paramIG", [12], [6, 3], [4], H=2, density=0.4, dirichlet=True, learning="pre",
-          use_param_info_gain=True, seed=5),
-    _case("1f-learn-post-stochastic", [9], [4], [3], H=2, dirichlet=True, learning="post", mode=1,
-          use_param_info_gain=True, lr_pA=0.5, lr_pB=2.0, seed=6),
+    _case(
+        "1f-learn-pre-paramIG",
+        [12],
+        [6, 3],
+        [4],
+        H=2,
+        density=0.4,
+        dirichlet=True,
+        learning="pre",
+        use_param_info_gain=True,
+        seed=5,
+    ),
+    _case(
+        "1f-learn-post-stochastic",
+        [9],
+        [4],
+        [3],
+        H=2,
+        dirichlet=True,
+        learning="post",
+        mode=1,
+        use_param_info_gain=True,
+        lr_pA=0.5,
+        lr_pB=2.0,
+        seed=6,
+    ),
     _case("1f-no-utility", [8], [4], [4], H=2, use_utility=False, seed=8),
     _case("1f-no-state-IG", [8], [4], [4], H=2, use_states_info_gain=False, mode=3, seed=9),
     _case("1f-one-action", [5], [3], [1], H=2, seed=10),
@@ -56,14 +113,47 @@ CASES = [
     _case("1f-belief-history", [6], [3], [3], H=2, save_belief_hist=True, seed=14),
     # several factors
     _case("2f-dense", [4, 3], [5], [2, 3], seed=20),
-    _case("2f-afl-bfl-sparse-H2-full-stoch", [5, 4], [3, 4], [2, 2], H=2, density=0.4,
-          afl=[[0], [0, 1]], bfl=[[0, 1], [1]], mode=3, seed=21),
-    _case("3f-uncontrolled-learn-pre", [4, 3, 2], [4, 3], [2, 3, 1], H=2, density=0.5,
-          afl=[[0, 2], [1]], bfl=[[0, 1], [1], [2, 0]], dirichlet=True, learning="pre", use_param_info_gain=True,
-          seed=22),
-    _case("2f-learn-post-subsets", [3, 4], [3, 2, 2], [2, 2], H=2, dirichlet=True, learning="post",
-          afl=[[0], [1], [0, 1]], use_param_info_gain=True, modalities_to_learn=[0, 2], factors_to_learn=[1],
-          lr_pA=0.7, seed=23),
+    _case(
+        "2f-afl-bfl-sparse-H2-full-stoch",
+        [5, 4],
+        [3, 4],
+        [2, 2],
+        H=2,
+        density=0.4,
+        afl=[[0], [0, 1]],
+        bfl=[[0, 1], [1]],
+        mode=3,
+        seed=21,
+    ),
+    _case(
+        "3f-uncontrolled-learn-pre",
+        [4, 3, 2],
+        [4, 3],
+        [2, 3, 1],
+        H=2,
+        density=0.5,
+        afl=[[0, 2], [1]],
+        bfl=[[0, 1], [1], [2, 0]],
+        dirichlet=True,
+        learning="pre",
+        use_param_info_gain=True,
+        seed=22,
+    ),
+    _case(
+        "2f-learn-post-subsets",
+        [3, 4],
+        [3, 2, 2],
+        [2, 2],
+        H=2,
+        dirichlet=True,
+        learning="post",
+        afl=[[0], [1], [0, 1]],
+        use_param_info_gain=True,
+        modalities_to_learn=[0, 2],
+        factors_to_learn=[1],
+        lr_pA=0.7,
+        seed=23,
+    ),
     _case("2f-unsorted-afl", [4, 3], [4, 3], [2, 3], afl=[[1, 0], [1]], seed=24),
     _case("2f-unobserved-factor", [4, 5], [3], [2, 2], H=2, afl=[[0]], mode=1, seed=25),
     _case("3f-E-C2d-marginal-stoch", [3, 2, 2], [2, 3], [2, 2, 2], H=2, E=True, c2d=True, mode=1, seed=26),
@@ -74,8 +164,19 @@ CASES = [
     _case("2f-control-fac-idx", [4, 3], [4, 3], [2, 3], H=2, control_fac_idx=[1], seed=30),
     _case("2f-num-controls", [4, 3], [4], [2, 3], num_controls=[2, 3], seed=31),
     _case("1f-MMP", [5], [4, 3], [3], H=2, T=5, inference_algo="MMP", inference_horizon=3, seed=32),
-    _case("2f-MMP-policy-sep-prior", [3, 3], [4], [2, 2], H=1, T=4, inference_algo="MMP", inference_horizon=2,
-          use_BMA=False, policy_sep_prior=True, seed=33),
+    _case(
+        "2f-MMP-policy-sep-prior",
+        [3, 3],
+        [4],
+        [2, 2],
+        H=1,
+        T=4,
+        inference_algo="MMP",
+        inference_horizon=2,
+        use_BMA=False,
+        policy_sep_prior=True,
+        seed=33,
+    ),
     _case("1f-sophisticated", [4], [3], [2], T=3, sophisticated=True, si_horizon=2, seed=34),
     _case("1f-learn-D", [5], [3], [2], dirichlet=True, learning="D", save_belief_hist=True, seed=35),
 ]
@@ -83,9 +184,17 @@ CASES = [
 
 def build(spec):
     """(model, observations, agent keywords) of a case."""
-    model = random_model(spec["seed"], spec["states"], spec["obs"], spec["controls"], A_factor_list=spec["afl"],
-                         B_factor_list=spec["bfl"], density=spec["density"], dirichlet=spec["dirichlet"],
-                         E_policy_len=spec["H"] if spec["E"] else None)
+    model = random_model(
+        spec["seed"],
+        spec["states"],
+        spec["obs"],
+        spec["controls"],
+        A_factor_list=spec["afl"],
+        B_factor_list=spec["bfl"],
+        density=spec["density"],
+        dirichlet=spec["dirichlet"],
+        E_policy_len=spec["H"] if spec["E"] else None,
+    )
     rng = np.random.default_rng(spec["seed"] + 1000)
     if spec["c2d"]:
         model.C[0] = rng.standard_normal((model.num_obs[0], spec["H"] + 1))
@@ -94,8 +203,13 @@ def build(spec):
             if arrays is not None:
                 arrays[0][..., 1] = arrays[0][..., 0]
     sampling_mode, action_selection = MODES[spec["mode"]]
-    kwargs = dict(model.agent_kwargs(), policy_len=spec["H"], sampling_mode=sampling_mode,
-                  action_selection=action_selection, **spec["agent_kwargs"])
+    kwargs = dict(
+        model.agent_kwargs(),
+        policy_len=spec["H"],
+        sampling_mode=sampling_mode,
+        action_selection=action_selection,
+        **spec["agent_kwargs"],
+    )
     if spec["learning"] == "D":
         kwargs = {k: v for k, v in kwargs.items() if k not in ("pA", "pB")}
         kwargs["pD"] = obj_array([d * 4.0 for d in model.D])
@@ -104,9 +218,12 @@ def build(spec):
 
 def options_of(model, kwargs):
     """What ``supports()`` is asked: the model's dimensions and every keyword given."""
-    return {"num_states": list(model.num_states), "num_obs": list(model.num_obs),
-            "num_controls": list(model.num_controls), **{k: v for k, v in kwargs.items()
-                                                         if k not in ("A", "B", "C", "D", "E", "pA", "pB")}}
+    return {
+        "num_states": list(model.num_states),
+        "num_obs": list(model.num_obs),
+        "num_controls": list(model.num_controls),
+        **{k: v for k, v in kwargs.items() if k not in ("A", "B", "C", "D", "E", "pA", "pB")},
+    }
 
 
 #: legacy's fixed-point iteration run to its full sweep count (no dF stop): what an engine that
@@ -124,9 +241,13 @@ def run(cls, spec, forced_actions=None, fixed_sweeps=False):
     if learning == "D":
         trajectory = _run_learning_D(agent, observations, spec["seed"])
     else:
-        trajectory = gate.run_trajectory(agent, observations, action_seed=spec["seed"], learning=learning,
-                                         forced_actions=forced_actions) if "inference_algo" not in kwargs else \
-            _run_generic(agent, observations, spec["seed"], forced_actions)
+        trajectory = (
+            gate.run_trajectory(
+                agent, observations, action_seed=spec["seed"], learning=learning, forced_actions=forced_actions
+            )
+            if "inference_algo" not in kwargs
+            else _run_generic(agent, observations, spec["seed"], forced_actions)
+        )
     return trajectory, agent
 
 
@@ -169,7 +290,7 @@ def _run_learning_D(agent, observations, seed):
     return records
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference(case_id, fixed_sweeps=False):
     spec = CASE_BY_ID[case_id]
     return run(get_engine("standard"), spec, fixed_sweeps=fixed_sweeps)
@@ -182,8 +303,11 @@ def compare(ref, got, tolerance, same_actions):
     """Largest deviations of two trajectories (gate's or generic records)."""
     if isinstance(ref, gate.Trajectory):
         dev = gate.deviation(ref, got)
-        ok = gate.passes(dev, tolerance) if same_actions else all(
-            dev[k] <= tolerance for k in ("dev_qs", "dev_q_pi", "dev_G_rel"))
+        ok = (
+            gate.passes(dev, tolerance)
+            if same_actions
+            else all(dev[k] <= tolerance for k in ("dev_qs", "dev_q_pi", "dev_G_rel"))
+        )
         return ok, dev
     worst = [0.0, 0.0, 0.0]
     actions_differ = 0
@@ -223,8 +347,11 @@ def test_engine_matches_legacy(engine, case):
     # can flip a near-tie or a draw at a cumulative boundary, so it replays pymdp's actions and may
     # differ in at most one choice; an engine with its own generator replays them and is not counted
     same_actions = declared.rng == "numpy" and declared.tolerance <= 1e-8
-    forced = None if same_actions else (ref_traj.actions if isinstance(ref_traj, gate.Trajectory)
-                                        else [r[3] for r in ref_traj])
+    forced = (
+        None
+        if same_actions
+        else (ref_traj.actions if isinstance(ref_traj, gate.Trajectory) else [r[3] for r in ref_traj])
+    )
     traj, agent = run(Agent, spec, forced_actions=forced)
     ok, dev = compare(ref_traj, traj, declared.tolerance, same_actions)
     assert ok, dev
@@ -251,6 +378,7 @@ def test_rng_state_matches_legacy_after_stochastic_run():
 
 
 # ---- mutation idioms ----------------------------------------------------------------------------
+
 
 def _edit_C_in_place(agent):
     agent.C[1][1] = 3.0
@@ -296,6 +424,7 @@ def _edit_D_and_reset(agent):
 def _setting(name, value):
     def edit(agent):
         setattr(agent, name, value)
+
     edit.__name__ = f"set_{name}"
     return edit
 
@@ -314,16 +443,27 @@ def _edit_pA_in_place_and_learn(agent):
 
 
 MUTATIONS = [
-    ("C", _edit_C_in_place), ("C", _assign_C), ("A", _edit_A_in_place), ("A", _replace_A_element),
-    ("B", _edit_B_in_place), ("E", _assign_E), ("E", _edit_E_in_place), ("qs", _edit_qs_in_place),
-    ("D", _edit_D_and_reset), ("gamma", _setting("gamma", 2.0)), ("alpha", _setting("alpha", 0.5)),
+    ("C", _edit_C_in_place),
+    ("C", _assign_C),
+    ("A", _edit_A_in_place),
+    ("A", _replace_A_element),
+    ("B", _edit_B_in_place),
+    ("E", _assign_E),
+    ("E", _edit_E_in_place),
+    ("qs", _edit_qs_in_place),
+    ("D", _edit_D_and_reset),
+    ("gamma", _setting("gamma", 2.0)),
+    ("alpha", _setting("alpha", 0.5)),
     ("use_utility", _setting("use_utility", False)),
     ("use_states_info_gain", _setting("use_states_info_gain", False)),
     ("use_param_info_gain", _setting("use_param_info_gain", True)),
     ("action_selection", _setting("action_selection", "stochastic")),
-    ("sampling_mode", _setting("sampling_mode", "full")), ("policies", _assign_policies),
-    ("inference_params", _inference_params), ("lr_pA", _setting("lr_pA", 3.0)),
-    ("modalities_to_learn", _setting("modalities_to_learn", [1])), ("pA", _edit_pA_in_place_and_learn),
+    ("sampling_mode", _setting("sampling_mode", "full")),
+    ("policies", _assign_policies),
+    ("inference_params", _inference_params),
+    ("lr_pA", _setting("lr_pA", 3.0)),
+    ("modalities_to_learn", _setting("modalities_to_learn", [1])),
+    ("pA", _edit_pA_in_place_and_learn),
 ]
 
 
@@ -345,8 +485,14 @@ def _mutation_run(cls, edit, learning, forced=None, fixed_sweeps=False):
         if learning:
             agent.update_A(obs)
         q_pi, G = agent.infer_policies()
-        records.append((np.concatenate([np.asarray(q, float) for q in qs]), np.asarray(q_pi, float),
-                        np.asarray(G, float), agent.sample_action()))
+        records.append(
+            (
+                np.concatenate([np.asarray(q, float) for q in qs]),
+                np.asarray(q_pi, float),
+                np.asarray(G, float),
+                agent.sample_action(),
+            )
+        )
         if forced is not None:
             agent.action = np.asarray(forced[t], dtype=float)
     return records

@@ -18,8 +18,9 @@ MODES = [("marginal", "deterministic"), ("marginal", "stochastic"), ("full", "de
 
 
 def reference_and_sparse(model, observations, action_seed, learning=None, **options):
-    reference = gate.run_trajectory(get_engine("standard")(**model.agent_kwargs(), **options), observations,
-                                    action_seed, learning=learning)
+    reference = gate.run_trajectory(
+        get_engine("standard")(**model.agent_kwargs(), **options), observations, action_seed, learning=learning
+    )
     other = gate.run_trajectory(Agent(**model.agent_kwargs(), **options), observations, action_seed, learning=learning)
     return reference, other
 
@@ -33,8 +34,9 @@ def one_factor_case(case):
     num_states = int(rng.integers(2, 65))
     num_obs = [int(n) for n in rng.integers(2, 17, size=int(rng.integers(1, 3)))]
     policy_len = 1 + (case // 3) % 3
-    num_controls = max(n for n in range(1, int(rng.integers(1, 9)) + 1)
-                       if n == 1 or n ** policy_len * policy_len * num_states <= 3000)
+    num_controls = max(
+        n for n in range(1, int(rng.integers(1, 9)) + 1) if n == 1 or n**policy_len * policy_len * num_states <= 3000
+    )
     density = float(rng.uniform(0.2, 1.0))
     return num_states, num_obs, num_controls, policy_len, density
 
@@ -44,12 +46,26 @@ def test_matches_legacy_on_random_one_factor_models(case):
     num_states, num_obs, num_controls, policy_len, density = one_factor_case(case)
     learning = (None, "pre", "post")[case % 3]
     sampling_mode, action_selection = MODES[case % 4]
-    model = random_model(case, [num_states], num_obs, [num_controls], density=density,
-                         dirichlet=learning is not None, E_policy_len=policy_len if case % 5 == 0 else None)
+    model = random_model(
+        case,
+        [num_states],
+        num_obs,
+        [num_controls],
+        density=density,
+        dirichlet=learning is not None,
+        E_policy_len=policy_len if case % 5 == 0 else None,
+    )
     observations = gate.observation_sequence(case, num_obs, 6)
     reference, other = reference_and_sparse(
-        model, observations, action_seed=case, learning=learning, policy_len=policy_len,
-        sampling_mode=sampling_mode, action_selection=action_selection, use_param_info_gain=case % 4 == 1)
+        model,
+        observations,
+        action_seed=case,
+        learning=learning,
+        policy_len=policy_len,
+        sampling_mode=sampling_mode,
+        action_selection=action_selection,
+        use_param_info_gain=case % 4 == 1,
+    )
     dev = gate.deviation(reference, other)
     assert gate.passes(dev, TOL), dev
 
@@ -63,14 +79,27 @@ def test_matches_legacy_on_factored_models(case):
     num_obs = [int(n) for n in rng.integers(2, 7, size=2)]
     A_factor_list = [[0, 1], [1]] if case % 2 else None
     learning = (None, "pre", "post")[case % 3]
-    model = random_model(case, num_states, num_obs, num_controls, A_factor_list=A_factor_list,
-                         density=0.5 + 0.1 * case, dirichlet=learning is not None)
+    model = random_model(
+        case,
+        num_states,
+        num_obs,
+        num_controls,
+        A_factor_list=A_factor_list,
+        density=0.5 + 0.1 * case,
+        dirichlet=learning is not None,
+    )
     sampling_mode, action_selection = MODES[case % 4]
     policy_len = 2 if case % 2 and np.prod(num_controls) <= 4 else 1
     reference, other = reference_and_sparse(
-        model, gate.observation_sequence(case, num_obs, 5), action_seed=case, learning=learning,
-        policy_len=policy_len, sampling_mode=sampling_mode, action_selection=action_selection,
-        use_param_info_gain=learning is not None)
+        model,
+        gate.observation_sequence(case, num_obs, 5),
+        action_seed=case,
+        learning=learning,
+        policy_len=policy_len,
+        sampling_mode=sampling_mode,
+        action_selection=action_selection,
+        use_param_info_gain=learning is not None,
+    )
     dev = gate.deviation(reference, other)
     assert gate.passes(dev, TOL), dev
 
@@ -86,8 +115,9 @@ def test_sparse_model_matches_legacy_on_its_dense_copy():
     """Permutation B and 3 non-zeros per column of A: beliefs concentrate, so the exp(-16) truncation bites."""
     model = sparse_model(3, num_states=48, num_obs=20, num_controls=4, nnz_per_column=3)
     observations = gate.observation_sequence(3, model.num_obs, 8)
-    reference = gate.run_trajectory(get_engine("standard")(**to_dense(model).agent_kwargs(), policy_len=2),
-                                    observations, 3)
+    reference = gate.run_trajectory(
+        get_engine("standard")(**to_dense(model).agent_kwargs(), policy_len=2), observations, 3
+    )
     other = gate.run_trajectory(Agent(**model.agent_kwargs(), policy_len=2), observations, 3)
     dev = gate.deviation(reference, other)
     assert gate.passes(dev, TOL), dev
@@ -96,11 +126,17 @@ def test_sparse_model_matches_legacy_on_its_dense_copy():
 def test_sparse_built_and_dense_built_inputs_give_the_same_trajectory():
     model = sparse_model(5, num_states=40, num_obs=16, num_controls=3)
     dense = to_dense(model)
-    as_lists = {"A": [model.A[0].matrix.tocsr()], "B": [[sp.coo_array(b) for b in model.B[0].matrices]],
-                "C": model.C, "D": model.D}
+    as_lists = {
+        "A": [model.A[0].matrix.tocsr()],
+        "B": [[sp.coo_array(b) for b in model.B[0].matrices]],
+        "C": model.C,
+        "D": model.D,
+    }
     observations = gate.observation_sequence(5, model.num_obs, 8)
-    runs = [gate.run_trajectory(Agent(**kwargs, policy_len=2, action_selection="stochastic"), observations, 5)
-            for kwargs in (model.agent_kwargs(), dense.agent_kwargs(), as_lists)]
+    runs = [
+        gate.run_trajectory(Agent(**kwargs, policy_len=2, action_selection="stochastic"), observations, 5)
+        for kwargs in (model.agent_kwargs(), dense.agent_kwargs(), as_lists)
+    ]
     for other in runs[1:]:
         dev = gate.deviation(runs[0], other)
         assert dev["dev_qs"] == dev["dev_q_pi"] == dev["dev_G"] == 0.0 and dev["n_action_diff"] == 0, dev
@@ -202,8 +238,11 @@ def test_legacy_keywords_are_pymdps_signature():
 
     from pymdpbench.engines.base import LEGACY_KEYWORDS
 
-    signature = {name: p.default for name, p in inspect.signature(Legacy.__init__).parameters.items()
-                 if name not in ("self", "A", "B")}
+    signature = {
+        name: p.default
+        for name, p in inspect.signature(Legacy.__init__).parameters.items()
+        if name not in ("self", "A", "B")
+    }
     assert LEGACY_KEYWORDS == signature
 
 
@@ -224,14 +263,32 @@ def non_default_values(model, policy_len=2):
         "inference_horizon": 2,
         "control_fac_idx": [0],
         "policies": policies,
-        "gamma": 4.0, "alpha": 2.0, "use_utility": False, "use_states_info_gain": False, "use_param_info_gain": True,
-        "action_selection": "stochastic", "sampling_mode": "full", "inference_algo": "MMP",
+        "gamma": 4.0,
+        "alpha": 2.0,
+        "use_utility": False,
+        "use_states_info_gain": False,
+        "use_param_info_gain": True,
+        "action_selection": "stochastic",
+        "sampling_mode": "full",
+        "inference_algo": "MMP",
         "inference_params": {"num_iter": 3, "dF": 1.0, "dF_tol": 0.001, "compute_vfe": True},
-        "modalities_to_learn": [0], "lr_pA": 0.5, "factors_to_learn": [1], "lr_pB": 0.5, "lr_pD": 0.5,
-        "use_BMA": False, "policy_sep_prior": True, "save_belief_hist": True,
-        "A_factor_list": [[0, 1], [1]], "B_factor_list": [[0, 1], [1]], "sophisticated": True,
-        "si_horizon": 2, "si_policy_prune_threshold": 0.1, "si_state_prune_threshold": 0.1, "si_prune_penalty": 64,
-        "ii_depth": 3, "ii_threshold": 0.1,
+        "modalities_to_learn": [0],
+        "lr_pA": 0.5,
+        "factors_to_learn": [1],
+        "lr_pB": 0.5,
+        "lr_pD": 0.5,
+        "use_BMA": False,
+        "policy_sep_prior": True,
+        "save_belief_hist": True,
+        "A_factor_list": [[0, 1], [1]],
+        "B_factor_list": [[0, 1], [1]],
+        "sophisticated": True,
+        "si_horizon": 2,
+        "si_policy_prune_threshold": 0.1,
+        "si_state_prune_threshold": 0.1,
+        "si_prune_penalty": 64,
+        "ii_depth": 3,
+        "ii_threshold": 0.1,
     }
 
 
@@ -249,8 +306,13 @@ def test_supports_and_the_constructor_agree_on_every_legacy_keyword(keyword):
     model = keyword_model()
     value = non_default_values(model)[keyword]
     kwargs = {**model.agent_kwargs(), keyword: value}
-    options = {"num_states": model.num_states, "num_obs": model.num_obs, "num_controls": model.num_controls,
-               "policy_len": 1, keyword: value}
+    options = {
+        "num_states": model.num_states,
+        "num_obs": model.num_obs,
+        "num_controls": model.num_controls,
+        "policy_len": 1,
+        keyword: value,
+    }
     ok, reason = Agent.supports(options)
     if ok:
         agent = Agent(**kwargs)
@@ -284,8 +346,10 @@ def legacy_and_sparse(model, **options):
     """pymdp's legacy agent and the sparse one, each on its own copy of the model (an in-place edit of one
     must not reach the other)."""
     Standard = get_engine("standard")
-    return (Standard(**copy.deepcopy(to_dense(model).agent_kwargs()), **copy.deepcopy(options)),
-            Agent(**copy.deepcopy(model.agent_kwargs()), **copy.deepcopy(options)))
+    return (
+        Standard(**copy.deepcopy(to_dense(model).agent_kwargs()), **copy.deepcopy(options)),
+        Agent(**copy.deepcopy(model.agent_kwargs()), **copy.deepcopy(options)),
+    )
 
 
 def run_both(model, observations, seed, edits=None, learning=None, **options):
@@ -327,20 +391,54 @@ def test_matches_legacy_with_factor_interactions_subsets_and_all_modes(case):
     num_states = [[5], [4, 3], [3, 2, 3], [4, 3], [3, 4], [2, 3, 2], [4, 2], [3, 3]][case]
     F = len(num_states)
     num_controls = [[3], [2, 2], [2, 1, 2], [3, 1], [2, 2], [1, 2, 2], [2, 3], [2, 2]][case]
-    A_factor_list = [None, [[1, 0], [1]], [[0, 2], [1], [2, 1, 0]], None, [[0], [1, 0]], [[2], [0, 1]],
-                     [[0, 1]], [[1], [0]]][case]
-    B_factor_list = [None, [[0, 1], [1]], [[0], [0, 1], [2, 1]], [[0, 1], [1]], [[1, 0], [1]],
-                     [[0], [1, 2], [2]], [[0], [0, 1]], [[1, 0], [0, 1]]][case]
-    num_obs = [3, 4, 2][:len(A_factor_list) if A_factor_list else 2]
-    model = random_model(100 + case, num_states, num_obs, num_controls, A_factor_list=A_factor_list,
-                         B_factor_list=B_factor_list, density=0.7, dirichlet=True)
+    A_factor_list = [
+        None,
+        [[1, 0], [1]],
+        [[0, 2], [1], [2, 1, 0]],
+        None,
+        [[0], [1, 0]],
+        [[2], [0, 1]],
+        [[0, 1]],
+        [[1], [0]],
+    ][case]
+    B_factor_list = [
+        None,
+        [[0, 1], [1]],
+        [[0], [0, 1], [2, 1]],
+        [[0, 1], [1]],
+        [[1, 0], [1]],
+        [[0], [1, 2], [2]],
+        [[0], [0, 1]],
+        [[1, 0], [0, 1]],
+    ][case]
+    num_obs = [3, 4, 2][: len(A_factor_list) if A_factor_list else 2]
+    model = random_model(
+        100 + case,
+        num_states,
+        num_obs,
+        num_controls,
+        A_factor_list=A_factor_list,
+        B_factor_list=B_factor_list,
+        density=0.7,
+        dirichlet=True,
+    )
     sampling_mode, action_selection = MODES[case % 4]
     policy_len = 2 if np.prod(num_controls) <= 4 else 1
     observations = gate.observation_sequence(case, num_obs, 6)
-    run_both(model, observations, case, learning=True, policy_len=policy_len, sampling_mode=sampling_mode,
-             action_selection=action_selection, use_param_info_gain=True,
-             modalities_to_learn=[0] if case % 2 else "all", factors_to_learn=[F - 1] if case % 3 else "all",
-             lr_pA=0.7, lr_pB=1.3)
+    run_both(
+        model,
+        observations,
+        case,
+        learning=True,
+        policy_len=policy_len,
+        sampling_mode=sampling_mode,
+        action_selection=action_selection,
+        use_param_info_gain=True,
+        modalities_to_learn=[0] if case % 2 else "all",
+        factors_to_learn=[F - 1] if case % 3 else "all",
+        lr_pA=0.7,
+        lr_pB=1.3,
+    )
 
 
 def test_exact_ties_draw_like_legacy():
@@ -354,15 +452,30 @@ def test_exact_ties_draw_like_legacy():
 def test_custom_policies_and_control_fac_idx_match_legacy():
     model = random_model(12, [4, 3], [3, 2], [3, 2], B_factor_list=[[0], [0, 1]])
     policies = np.array([[[0, 1], [2, 0]], [[1, 1], [1, 1]], [[2, 0], [0, 1]], [[0, 1], [0, 0]]])
-    run_both(model, gate.observation_sequence(12, [3, 2], 6), 12, policies=policies, control_fac_idx=[0, 1],
-             E=np.array([0.1, 0.2, 0.3, 0.4]), sampling_mode="full", action_selection="stochastic")
+    run_both(
+        model,
+        gate.observation_sequence(12, [3, 2], 6),
+        12,
+        policies=policies,
+        control_fac_idx=[0, 1],
+        E=np.array([0.1, 0.2, 0.3, 0.4]),
+        sampling_mode="full",
+        action_selection="stochastic",
+    )
 
 
 def test_belief_history_update_D_and_reset_match_legacy():
     model = random_model(13, [5, 3], [4], [2, 2], dirichlet=True)
     pD = obj_array([np.linspace(1.0, 2.0, n) for n in model.num_states])
-    legacy, sparse = legacy_and_sparse(model, pD=pD, save_belief_hist=True, inference_horizon=3, lr_pD=0.5,
-                                       inference_algo="VANILLA", factors_to_learn=[1])
+    legacy, sparse = legacy_and_sparse(
+        model,
+        pD=pD,
+        save_belief_hist=True,
+        inference_horizon=3,
+        lr_pD=0.5,
+        inference_algo="VANILLA",
+        factors_to_learn=[1],
+    )
     for agent in (legacy, sparse):
         np.random.seed(0)
         for obs in gate.observation_sequence(13, [4], 5):
@@ -384,8 +497,9 @@ def test_belief_history_update_D_and_reset_match_legacy():
         np.testing.assert_allclose(a.toarray(), b, atol=TOL)
     # after reset the next step uses the last action's prior, as legacy
     obs = [1]
-    np.testing.assert_allclose(np.concatenate(sparse.infer_states(obs)), np.concatenate(legacy.infer_states(obs)),
-                               atol=TOL)
+    np.testing.assert_allclose(
+        np.concatenate(sparse.infer_states(obs)), np.concatenate(legacy.infer_states(obs)), atol=TOL
+    )
 
 
 def test_distributional_observations_match_legacy():
@@ -402,6 +516,7 @@ def test_distributional_observations_match_legacy():
 def _renormalised(matrix, rng):
     data = matrix.data * rng.uniform(0.5, 2.0, size=matrix.nnz)
     import pymdpbench.engines.sparse as engine
+
     return engine.column_normalise(engine._with_data(matrix, data)).data
 
 
@@ -446,27 +561,39 @@ MUTATIONS = {
     "lr_pB": lambda agent: setattr(agent, "lr_pB", 0.1),
     "modalities_to_learn": lambda agent: setattr(agent, "modalities_to_learn", [1]),
     "factors_to_learn": lambda agent: setattr(agent, "factors_to_learn", "all"),
-    "inference_params": lambda agent: setattr(agent, "inference_params",
-                                              {"num_iter": 2, "dF": 1.0, "dF_tol": 0.001, "compute_vfe": False}),
-    "policies": lambda agent: setattr(agent, "policies", agent.policies[::3].copy()) or
-                setattr(agent, "E", np.ones(12) / 12),
+    "inference_params": lambda agent: setattr(
+        agent, "inference_params", {"num_iter": 2, "dF": 1.0, "dF_tol": 0.001, "compute_vfe": False}
+    ),
+    "policies": lambda agent: (
+        setattr(agent, "policies", agent.policies[::3].copy()) or setattr(agent, "E", np.ones(12) / 12)
+    ),
     "A assigned dense": lambda agent: setattr(agent, "A", _new_A(1)),
     "A entry assigned dense": lambda agent: agent.A.__setitem__(1, _new_A(2)[1]),
-    "A assigned sparse": lambda agent: setattr(agent, "A", obj_array(
-        [SparseLikelihood(sp.csc_array(a.reshape(a.shape[0], -1)), a.shape) for a in _new_A(3)])
-        if isinstance(agent, Agent) else _new_A(3)),
+    "A assigned sparse": lambda agent: setattr(
+        agent,
+        "A",
+        obj_array([SparseLikelihood(sp.csc_array(a.reshape(a.shape[0], -1)), a.shape) for a in _new_A(3)])
+        if isinstance(agent, Agent)
+        else _new_A(3),
+    ),
     "A data in place": _edit_A_data_in_place,
-    "B assigned dense": lambda agent: setattr(agent, "B", obj_array(  # pB's support: learning keeps it
-        [normalise(np.asarray(b.toarray() if hasattr(b, "toarray") else b) ** 2) for b in agent.pB])),
+    "B assigned dense": lambda agent: setattr(
+        agent,
+        "B",
+        obj_array(  # pB's support: learning keeps it
+            [normalise(np.asarray(b.toarray() if hasattr(b, "toarray") else b) ** 2) for b in agent.pB]
+        ),
+    ),
     "B entry assigned dense": lambda agent: agent.B.__setitem__(1, np.stack([np.eye(2)[::-1]] * 2, axis=-1)),
     "pA data in place": _edit_pA_data_in_place,
     "pA scaled in place (legacy idiom)": lambda agent: agent.pA.__setitem__(1, agent.pA[1].__imul__(0.5)),
-    "A column assigned (legacy indexing)": lambda agent: agent.A[0].__setitem__((slice(None), 4, 1),
-                                                                                 np.array([0.0, 0.5, 0.0, 0.25, 0.25])),
-    "B column assigned (legacy indexing)": lambda agent: agent.B[0].__setitem__((slice(None), 2, 1, 0),
-                                                                                 np.eye(6)[5]),
-    "pB assigned": lambda agent: setattr(agent, "pB", obj_array(
-        [(b.toarray() if hasattr(b, "toarray") else b) * 2.0 for b in agent.pB])),
+    "A column assigned (legacy indexing)": lambda agent: agent.A[0].__setitem__(
+        (slice(None), 4, 1), np.array([0.0, 0.5, 0.0, 0.25, 0.25])
+    ),
+    "B column assigned (legacy indexing)": lambda agent: agent.B[0].__setitem__((slice(None), 2, 1, 0), np.eye(6)[5]),
+    "pB assigned": lambda agent: setattr(
+        agent, "pB", obj_array([(b.toarray() if hasattr(b, "toarray") else b) * 2.0 for b in agent.pB])
+    ),
 }
 
 
@@ -474,8 +601,15 @@ MUTATIONS = {
 def test_a_change_after_construction_takes_effect_as_in_legacy(name):
     """Each idiom applied to both agents between steps; the sparse agent must follow legacy exactly."""
     model = random_model(21, [6, 2], [5, 3], [3, 2], B_factor_list=[[0, 1], [1]], density=0.6, dirichlet=True)
-    run_both(model, gate.observation_sequence(21, [5, 3], 5), 21, edits={2: MUTATIONS[name]}, learning=True,
-             policy_len=2, use_param_info_gain=name != "use_param_info_gain")
+    run_both(
+        model,
+        gate.observation_sequence(21, [5, 3], 5),
+        21,
+        edits={2: MUTATIONS[name]},
+        learning=True,
+        policy_len=2,
+        use_param_info_gain=name != "use_param_info_gain",
+    )
 
 
 def test_features_switched_on_after_construction_are_refused_by_name():
@@ -529,13 +663,13 @@ def test_in_place_edits_refresh_the_cached_info_gain_term():
     agent.infer_policies()
     rng = np.random.default_rng(0)
     matrix = agent.A[0].matrix
-    matrix.data[:] = _renormalised(matrix, rng)          # in place, same arrays
+    matrix.data[:] = _renormalised(matrix, rng)  # in place, same arrays
     _, G = agent.infer_policies()
     fresh = Agent(**{**model.agent_kwargs(), "A": [matrix.copy()]})
     fresh.qs = agent.qs
     np.testing.assert_allclose(G, fresh.infer_policies()[1], rtol=0, atol=1e-12)
     folded = sp.csc_array((np.ones(50), np.arange(50) % 20, np.arange(51)), shape=(20, 50))
-    agent.A = obj_array([SparseLikelihood(folded, (20, 50))])   # own sparse form
+    agent.A = obj_array([SparseLikelihood(folded, (20, 50))])  # own sparse form
     _, G = agent.infer_policies()
     fresh = Agent(**{**model.agent_kwargs(), "A": [folded.copy()]})
     fresh.qs = agent.qs

@@ -6,8 +6,16 @@ import pytest
 from pymdpbench.engines import get_engine
 from pymdpbench.studies import get_study
 
-SETTINGS = {"states": 3, "observations": 2, "actions": 2, "batch_sizes": [1, 4],
-            "modes": ["sequential", "multiprocessing", "vectorised"], "processes": 2, "rounds": 2, "samples": 2}
+SETTINGS = {
+    "states": 3,
+    "observations": 2,
+    "actions": 2,
+    "batch_sizes": [1, 4],
+    "modes": ["sequential", "multiprocessing", "vectorised"],
+    "processes": 2,
+    "rounds": 2,
+    "samples": 2,
+}
 
 
 def point(mode, batch_size):
@@ -23,8 +31,14 @@ def measure(variant, mode, batch_size):
 
 def test_points_are_modes_times_batch_sizes():
     points = get_study("batch").points(SETTINGS)
-    assert [p["cell"] for p in points] == ["sequential-b1", "sequential-b4", "multiprocessing-b1",
-                                           "multiprocessing-b4", "vectorised-b1", "vectorised-b4"]
+    assert [p["cell"] for p in points] == [
+        "sequential-b1",
+        "sequential-b4",
+        "multiprocessing-b1",
+        "multiprocessing-b4",
+        "vectorised-b1",
+        "vectorised-b4",
+    ]
     assert {p.get("threads") for p in points if p["mode"] == "multiprocessing"} == {2}
     assert {p.get("threads") for p in points if p["mode"] == "vectorised"} == {1}
     assert all("threads" not in p for p in points if p["mode"] == "sequential")
@@ -32,8 +46,12 @@ def test_points_are_modes_times_batch_sizes():
 
 def test_vectorised_points_repeat_at_each_thread_count():
     points = get_study("batch").points({**SETTINGS, "modes": ["vectorised"], "vectorised_threads": [1, 2]})
-    assert [(p["cell"], p["threads"]) for p in points] == [("vectorised-b1", 1), ("vectorised-b1-t2", 2),
-                                                          ("vectorised-b4", 1), ("vectorised-b4-t2", 2)]
+    assert [(p["cell"], p["threads"]) for p in points] == [
+        ("vectorised-b1", 1),
+        ("vectorised-b1-t2", 2),
+        ("vectorised-b4", 1),
+        ("vectorised-b4-t2", 2),
+    ]
 
 
 def test_vectorised_mode_needs_a_batched_form():

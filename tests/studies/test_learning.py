@@ -9,9 +9,16 @@ from pymdpbench.engines import get_engine
 from pymdpbench.studies import get_study
 from pymdpbench.studies.learning import episodes_to_converge, final_goal_rate, play
 
-SETTINGS = {"configs": [{"lr": 0.05, "param_info_gain": False}, {"lr": 0.1, "param_info_gain": True}],
-            "episodes": 3, "steps": 3, "runs": 2, "horizon": 1, "prior_concentration": 1.0, "pB_noise": 0.25,
-            "reward_probability": 0.98}
+SETTINGS = {
+    "configs": [{"lr": 0.05, "param_info_gain": False}, {"lr": 0.1, "param_info_gain": True}],
+    "episodes": 3,
+    "steps": 3,
+    "runs": 2,
+    "horizon": 1,
+    "prior_concentration": 1.0,
+    "pB_noise": 0.25,
+    "reward_probability": 0.98,
+}
 
 
 def test_points_name_rate_info_gain_and_episodes():
@@ -37,12 +44,19 @@ def test_prior_does_not_know_which_arm_pays():
     assert np.all(model.pB[0] > 0) and not np.allclose(model.pB[0] / model.pB[0].sum(axis=0), model.B[0])
 
 
-@pytest.mark.parametrize("rates, window, expected", [
-    ([0, 0, 0, 1, 1, 1, 1, 1, 1, 1], 3, 6),  # rolling means 0, 1/3, 2/3, 1, ...: first within 0.1 of 1 ends at episode 6
-    ([1, 1, 1, 1], 2, 2),                    # converged from the first full window
-    ([0, 1, 0, 1, 0, 1], 2, 2),              # rolling means all 0.5
-    ([0.2, 0.4], 5, 2),                      # shorter than the window: one window, its last episode
-])
+@pytest.mark.parametrize(
+    "rates, window, expected",
+    [
+        (
+            [0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
+            3,
+            6,
+        ),  # rolling means 0, 1/3, 2/3, 1, ...: first within 0.1 of 1 ends at episode 6
+        ([1, 1, 1, 1], 2, 2),  # converged from the first full window
+        ([0, 1, 0, 1, 0, 1], 2, 2),  # rolling means all 0.5
+        ([0.2, 0.4], 5, 2),  # shorter than the window: one window, its last episode
+    ],
+)
 def test_episodes_to_converge_by_hand(rates, window, expected):
     assert episodes_to_converge(rates, window=window, tolerance=0.1) == expected
 

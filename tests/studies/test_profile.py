@@ -18,16 +18,24 @@ def test_points_over_states_with_steps_and_top():
 
 
 def test_function_names():
-    assert function_name(("/x/site-packages/pymdp/legacy/maths.py", 517, "spm_MDP_G")) == \
-        "pymdp/legacy/maths.py:517(spm_MDP_G)"
-    assert function_name(("~", 0, "<method 'dot' of 'numpy.ndarray' objects>")) == \
-        "<method 'dot' of 'numpy.ndarray' objects>"
+    assert (
+        function_name(("/x/site-packages/pymdp/legacy/maths.py", 517, "spm_MDP_G"))
+        == "pymdp/legacy/maths.py:517(spm_MDP_G)"
+    )
+    assert (
+        function_name(("~", 0, "<method 'dot' of 'numpy.ndarray' objects>"))
+        == "<method 'dot' of 'numpy.ndarray' objects>"
+    )
 
 
 def test_top_functions_by_own_and_cumulative_time():
     # (primitive calls, calls, own s, cumulative s, callers)
-    stats = {("a.py", 1, "outer"): (1, 1, 0.1, 1.0, {}), ("a.py", 2, "hot"): (5, 5, 0.6, 0.6, {}),
-             ("a.py", 3, "mid"): (2, 2, 0.2, 0.3, {}), ("~", 0, "<method 'disable' of '_lsprof.Profiler' objects>"): (1, 1, 9.0, 9.0, {})}
+    stats = {
+        ("a.py", 1, "outer"): (1, 1, 0.1, 1.0, {}),
+        ("a.py", 2, "hot"): (5, 5, 0.6, 0.6, {}),
+        ("a.py", 3, "mid"): (2, 2, 0.2, 0.3, {}),
+        ("~", 0, "<method 'disable' of '_lsprof.Profiler' objects>"): (1, 1, 9.0, 9.0, {}),
+    }
     top = top_functions(stats, 1)
     assert top["profile_function"] == ["a.py:2(hot)", "a.py:1(outer)"]  # top own + top cumulative, by own time
     assert top["profile_calls"] == [5, 1]
@@ -41,7 +49,9 @@ def test_standard_profile_names_pymdp_hot_spots(tiny_timing, tmp_path):
     names = row["profile_function"]
     assert any(name.endswith("(spm_MDP_G)") and "pymdp/legacy/maths.py" in name for name in names)
     assert any("(calc_states_info_gain" in name for name in names)
-    assert len({len(row[c]) for c in ("profile_function", "profile_calls", "profile_own_s", "profile_cumulative_s")}) == 1
+    assert (
+        len({len(row[c]) for c in ("profile_function", "profile_calls", "profile_own_s", "profile_cumulative_s")}) == 1
+    )
     assert all(own <= cumulative + 1e-12 for own, cumulative in zip(row["profile_own_s"], row["profile_cumulative_s"]))
     assert sum(row["profile_own_s"]) <= row["profile_total_s"] + 1e-12
 

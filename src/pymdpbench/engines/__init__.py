@@ -54,8 +54,13 @@ TRAITS = {
     "numba": Traits(batched="pymdpbench.engines.batched:BatchedAgent"),
     "float32": Traits(bytes_per_entry=4, tolerance=1e-4, batched="pymdpbench.engines.batched:BatchedAgent32"),
     "sparse": Traits(bytes_per_entry=12, storage="sparse"),
-    "jax": Traits(tolerance=1e-4, rng="own", profilable=False, batched="pymdpbench.engines.jax:BatchedAgent",
-                  deviations=frozenset({"fixed_sweeps", "clipped_log"})),
+    "jax": Traits(
+        tolerance=1e-4,
+        rng="own",
+        profilable=False,
+        batched="pymdpbench.engines.jax:BatchedAgent",
+        deviations=frozenset({"fixed_sweeps", "clipped_log"}),
+    ),
 }
 
 

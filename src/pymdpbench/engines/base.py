@@ -33,15 +33,44 @@ from pymdpbench.engines.legacy_math import (  # noqa: F401
 #: (``agent.py:33-76``). Written out so that an engine need not import pymdp (over a second, it
 #: pulls in JAX); ``tests/engines/test_sparse.py`` checks it against ``inspect.signature``.
 LEGACY_KEYWORDS = {
-    "C": None, "D": None, "E": None, "H": None, "pA": None, "pB": None, "pD": None, "num_controls": None,
-    "policy_len": 1, "inference_horizon": 1, "control_fac_idx": None, "policies": None, "gamma": 16.0,
-    "alpha": 16.0, "use_utility": True, "use_states_info_gain": True, "use_param_info_gain": False,
-    "action_selection": "deterministic", "sampling_mode": "marginal", "inference_algo": "VANILLA",
-    "inference_params": None, "modalities_to_learn": "all", "lr_pA": 1.0, "factors_to_learn": "all",
-    "lr_pB": 1.0, "lr_pD": 1.0, "use_BMA": True, "policy_sep_prior": False, "save_belief_hist": False,
-    "A_factor_list": None, "B_factor_list": None, "sophisticated": False, "si_horizon": 3,
-    "si_policy_prune_threshold": 1 / 16, "si_state_prune_threshold": 1 / 16, "si_prune_penalty": 512,
-    "ii_depth": 10, "ii_threshold": 1 / 16,
+    "C": None,
+    "D": None,
+    "E": None,
+    "H": None,
+    "pA": None,
+    "pB": None,
+    "pD": None,
+    "num_controls": None,
+    "policy_len": 1,
+    "inference_horizon": 1,
+    "control_fac_idx": None,
+    "policies": None,
+    "gamma": 16.0,
+    "alpha": 16.0,
+    "use_utility": True,
+    "use_states_info_gain": True,
+    "use_param_info_gain": False,
+    "action_selection": "deterministic",
+    "sampling_mode": "marginal",
+    "inference_algo": "VANILLA",
+    "inference_params": None,
+    "modalities_to_learn": "all",
+    "lr_pA": 1.0,
+    "factors_to_learn": "all",
+    "lr_pB": 1.0,
+    "lr_pD": 1.0,
+    "use_BMA": True,
+    "policy_sep_prior": False,
+    "save_belief_hist": False,
+    "A_factor_list": None,
+    "B_factor_list": None,
+    "sophisticated": False,
+    "si_horizon": 3,
+    "si_policy_prune_threshold": 1 / 16,
+    "si_state_prune_threshold": 1 / 16,
+    "si_prune_penalty": 512,
+    "ii_depth": 10,
+    "ii_threshold": 1 / 16,
 }
 
 #: What an own-kernel engine refuses unless it declares otherwise: keyword -> the legacy feature it
@@ -173,8 +202,15 @@ class LegacyAgent:
 
         A, B, pA, pB = self._as_model(A, B, o["pA"], o["pB"], o["A_factor_list"], o["B_factor_list"])
         self._set_shapes(A, B, o)
-        refused = self.model_refusals({**kwargs, "num_states": self.num_states, "num_obs": self.num_obs,
-                                       "num_controls": self.num_controls, "policy_len": o["policy_len"]})
+        refused = self.model_refusals(
+            {
+                **kwargs,
+                "num_states": self.num_states,
+                "num_obs": self.num_obs,
+                "num_controls": self.num_controls,
+                "policy_len": o["policy_len"],
+            }
+        )
         if refused:
             raise TypeError(f"{type(self).__module__}.Agent does not support: " + "; ".join(refused))
         self.pA, self.pB = pA, pB
@@ -250,8 +286,10 @@ class LegacyAgent:
             self.control_fac_idx = [int(f) for f in o["control_fac_idx"]]
             bad = [f for f in self.control_fac_idx if not 0 <= f < F or self.num_controls[f] < 2]
             if bad:
-                raise ValueError(f"control_fac_idx={self.control_fac_idx}: factor(s) {bad} have fewer than 2 controls "
-                                 f"(num_controls={self.num_controls})")
+                raise ValueError(
+                    f"control_fac_idx={self.control_fac_idx}: factor(s) {bad} have fewer than 2 controls "
+                    f"(num_controls={self.num_controls})"
+                )
 
     def _init_control(self, o):
         """Policies, E, the legacy settings of planning, selection and learning, the stored-unused
@@ -263,8 +301,9 @@ class LegacyAgent:
             try:
                 policies = np.asarray(o["policies"], dtype=np.int64)
             except ValueError:
-                raise ValueError("policies of different lengths are not supported: give every policy the same "
-                                 "number of steps") from None
+                raise ValueError(
+                    "policies of different lengths are not supported: give every policy the same number of steps"
+                ) from None
             if policies.ndim != 3 or policies.shape[2] != self.num_factors:
                 raise ValueError(f"policies has shape {policies.shape}; expected (policies, steps, {self.num_factors})")
             if np.any(policies < 0) or np.any(policies >= np.array(self.num_controls)):
@@ -274,21 +313,42 @@ class LegacyAgent:
         self.E = np.ones(len(self.policies)) / len(self.policies) if E is None else np.asarray(E, dtype=float)
         if self.E.shape != (len(self.policies),):
             raise ValueError(f"E has shape {self.E.shape}; there are {len(self.policies)} policies")
-        for name in ("gamma", "alpha", "use_utility", "use_states_info_gain", "use_param_info_gain",
-                     "action_selection", "sampling_mode", "lr_pA", "lr_pB"):
+        for name in (
+            "gamma",
+            "alpha",
+            "use_utility",
+            "use_states_info_gain",
+            "use_param_info_gain",
+            "action_selection",
+            "sampling_mode",
+            "lr_pA",
+            "lr_pB",
+        ):
             setattr(self, name, o[name])
         self.modalities_to_learn = resolve_indices(o["modalities_to_learn"], self.num_modalities)
         self.factors_to_learn = resolve_indices(o["factors_to_learn"], self.num_factors)
-        for name in ("lr_pD", "use_BMA", "policy_sep_prior", "sophisticated", "si_horizon", "si_policy_prune_threshold",
-                     "si_state_prune_threshold", "si_prune_penalty", "ii_depth", "ii_threshold"):
+        for name in (
+            "lr_pD",
+            "use_BMA",
+            "policy_sep_prior",
+            "sophisticated",
+            "si_horizon",
+            "si_policy_prune_threshold",
+            "si_state_prune_threshold",
+            "si_prune_penalty",
+            "ii_depth",
+            "ii_threshold",
+        ):
             setattr(self, name, o[name])
         self.H = o["H"]
         self.I = None
         self.inference_algo = "VANILLA" if o["inference_algo"] is None else o["inference_algo"]
         self.inference_horizon = 1 if o["inference_algo"] is None else o["inference_horizon"]
         self.inference_params = dict(FPI_DEFAULTS)  # agent.py:303-305: the keyword is ignored
-        self.edge_handling_params = {"use_BMA": o["use_BMA"] and not o["policy_sep_prior"],
-                                     "policy_sep_prior": o["policy_sep_prior"]}
+        self.edge_handling_params = {
+            "use_BMA": o["use_BMA"] and not o["policy_sep_prior"],
+            "policy_sep_prior": o["policy_sep_prior"],
+        }
         if o["save_belief_hist"]:
             self.qs_hist = []
             self.q_pi_hist = []
@@ -305,8 +365,11 @@ class LegacyAgent:
     @classmethod
     def refusals(cls, options):
         """One reason per legacy keyword in ``options`` that the engine does not implement at the value given."""
-        return [f"{name}={describe(options[name])} ({feature})" for name, feature in cls.not_implemented.items()
-                if name in options and not is_default(name, options[name])]
+        return [
+            f"{name}={describe(options[name])} ({feature})"
+            for name, feature in cls.not_implemented.items()
+            if name in options and not is_default(name, options[name])
+        ]
 
     @classmethod
     def model_refusals(cls, options):
@@ -336,7 +399,7 @@ class LegacyAgent:
         if hasattr(self, "q_pi_hist"):
             self.q_pi_hist.append(q_pi)
             if len(self.q_pi_hist) > self.inference_horizon:
-                self.q_pi_hist = self.q_pi_hist[-(self.inference_horizon - 1):]
+                self.q_pi_hist = self.q_pi_hist[-(self.inference_horizon - 1) :]
 
     def reset(self, init_qs=None):
         """Legacy ``reset`` (``agent.py:349-394``, VANILLA): uniform (or given) qs, time 0, and
@@ -361,8 +424,14 @@ class LegacyAgent:
     def sample_action(self):
         """Legacy ``sample_action`` (``agent.py:695-721``): marginal or full, deterministic or
         stochastic, numpy's global RNG; then ``step_time``."""
-        action = select_action(self.q_pi, np.asarray(self.policies), self.num_controls, self.sampling_mode,
-                               self.action_selection, self.alpha)
+        action = select_action(
+            self.q_pi,
+            np.asarray(self.policies),
+            self.num_controls,
+            self.sampling_mode,
+            self.action_selection,
+            self.alpha,
+        )
         self.action = action
         self.step_time()
         return action
@@ -375,8 +444,10 @@ class LegacyAgent:
             raise TypeError("update_D needs pD (Dirichlet counts over D); this agent was built without it")
         if qs_t0 is None:
             if not hasattr(self, "qs_hist") or not self.qs_hist:
-                raise ValueError("update_D without qs_t0 reads qs_hist[0]: build the agent with save_belief_hist=True "
-                                 "and call infer_states first, or pass qs_t0")
+                raise ValueError(
+                    "update_D without qs_t0 reads qs_hist[0]: build the agent with save_belief_hist=True "
+                    "and call infer_states first, or pass qs_t0"
+                )
             qs_t0 = self.qs_hist[0]
         pD = copied(self.pD)
         for f in resolve_indices(self.factors_to_learn, self.num_factors):

@@ -98,28 +98,38 @@ _JIT = {"cache": True, "error_model": "numpy", "fastmath": {"reassoc", "contract
 # Their own code is compiled without fast-math, which keeps fdlibm's evaluation order.
 # --------------------------------------------------------------------------------------------
 
+
 @intrinsic
 def _bits(typingctx, x):
     """The int64 bit pattern of a float64."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(types.int64))
+
     return types.int64(types.float64), codegen
 
 
 @intrinsic
 def _from_bits(typingctx, i):
     """The float64 of an int64 bit pattern."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(types.float64))
+
     return types.float64(types.int64), codegen
 
 
-_LG1, _LG2, _LG3, _LG4 = 6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01
+_LG1, _LG2, _LG3, _LG4 = (
+    6.666666666666735130e-01,
+    3.999999999940941908e-01,
+    2.857142874366239149e-01,
+    2.222219843214978396e-01,
+)
 _LG5, _LG6, _LG7 = 1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _P1, _P2, _P3 = 1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05
 _P4, _P5 = -1.65339022054652515390e-06, 4.13813679705723846039e-08
-_INV_LN2 = 1.44269504088896338700e+00
+_INV_LN2 = 1.44269504088896338700e00
 _MATH = {"cache": True, "inline": "always", "error_model": "numpy"}
 
 
@@ -168,6 +178,7 @@ def _exp(x):
 # than the arithmetic at 8 states)
 # --------------------------------------------------------------------------------------------
 
+
 def _step_batch(model, state, observations, uniforms, stages, chunks):
     """The stages (bit mask of POSTERIOR, POLICIES, SELECT) for every agent i; agents split into
     ``chunks`` contiguous chunks that run in parallel (``prange``), each with its own scratch.
@@ -209,7 +220,7 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
     zero = dt.type(0)
     nodes = 1  # the root (qs) and every policy prefix
     level = 1
-    for tau in range(horizon):
+    for _ in range(horizon):
         level *= nu
         nodes += level
     for c in prange(chunks):
@@ -263,7 +274,7 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                 start = 1
                 parent_start = 0
                 n = 1
-                for tau in range(horizon):
+                for _ in range(horizon):
                     n *= nu
                     for k in range(n):
                         node = start + k
@@ -438,6 +449,7 @@ def _padded(array, dtype):
 # the batched agent
 # --------------------------------------------------------------------------------------------
 
+
 class BatchedAgent:
     """B agents of pymdp's legacy ``Agent`` on one model, stepped together (float64).
 
@@ -457,8 +469,10 @@ class BatchedAgent:
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(threads, (int, np.integer)) or not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} "
-                             f"(NUMBA_NUM_THREADS), got {threads!r}")
+            raise ValueError(
+                f"threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} "
+                f"(NUMBA_NUM_THREADS), got {threads!r}"
+            )
         if draws not in ("numpy", "uniform"):
             raise ValueError(f"draws must be 'numpy' or 'uniform', got {draws!r}")
         per_agent = dict(per_agent or {})
@@ -466,9 +480,16 @@ class BatchedAgent:
         if unknown:
             raise ValueError(f"per_agent accepts C, gamma, alpha, pA, pB; got {', '.join(sorted(unknown))}")
         spec = LegacyAgent(**kwargs)
-        supported, reason = self.supports({"num_states": spec.num_states, "num_obs": spec.num_obs,
-                                           "num_controls": spec.num_controls, "policy_len": spec.policy_len,
-                                           "use_param_info_gain": spec.use_param_info_gain, "C": spec.C})
+        supported, reason = self.supports(
+            {
+                "num_states": spec.num_states,
+                "num_obs": spec.num_obs,
+                "num_controls": spec.num_controls,
+                "policy_len": spec.policy_len,
+                "use_param_info_gain": spec.use_param_info_gain,
+                "C": spec.C,
+            }
+        )
         if not supported:
             raise ValueError(f"{type(self).__name__}: {reason}")
         if seed is not None:
@@ -491,19 +512,24 @@ class BatchedAgent:
         pB = self._per_agent_stack(per_agent.get("pB"), spec.pB, "pB", [(ns, ns, nu)])
         bounds = list(zip(*self._row_bounds(spec.num_obs)))
         if pA is not None:
-            self._pA = _padded(pA.transpose(0, 2, 1), dt)                           # (B, Ns, sum No padded)
-            A = _padded(np.concatenate([self._pA[:, :, r0:r1] / self._pA[:, :, r0:r1].sum(axis=2, keepdims=True)
-                                        for r0, r1 in bounds], axis=2), dt)
+            self._pA = _padded(pA.transpose(0, 2, 1), dt)  # (B, Ns, sum No padded)
+            A = _padded(
+                np.concatenate(
+                    [self._pA[:, :, r0:r1] / self._pA[:, :, r0:r1].sum(axis=2, keepdims=True) for r0, r1 in bounds],
+                    axis=2,
+                ),
+                dt,
+            )
         else:
             self._pA = None
             A = _padded(np.concatenate([np.asarray(a, dtype=float) for a in spec.A]).T[None], dt)
         if pB is not None:
-            self._pB = _padded(pB.transpose(0, 3, 2, 1), dt)                        # (B, Nu, Ns prev, Ns next padded)
+            self._pB = _padded(pB.transpose(0, 3, 2, 1), dt)  # (B, Nu, Ns prev, Ns next padded)
             Bm = self._pB / self._pB.sum(axis=3, keepdims=True)
         else:
             self._pB = None
             Bm = _padded(np.asarray(spec.B[0], dtype=float).transpose(2, 1, 0)[None], dt)
-        real = A[:, :, :sum(spec.num_obs)]
+        real = A[:, :, : sum(spec.num_obs)]
         lnA = np.log(real.transpose(0, 2, 1) + EPS_VAL) if A.shape[0] == 1 else np.empty((0, 0, 0))
         lnA = np.ascontiguousarray(lnA, dtype=dt)
         h = _padded((real * np.log(real + EXP_M16)).sum(axis=2), dt)
@@ -520,19 +546,53 @@ class BatchedAgent:
         rows = np.concatenate([[0], np.cumsum(spec.num_obs)]).astype(np.int64)
         first = np.ascontiguousarray(spec.policies[:, 0, 0], dtype=np.int64)
         full = spec.sampling_mode == "full"
-        settings = np.array([nu, spec.policy_len, bool(spec.use_utility), bool(spec.use_states_info_gain),
-                             full, spec.action_selection == "stochastic"], dtype=np.int64)
-        self._model = Model(A=A, lnA=lnA, h=h, B=np.ascontiguousarray(Bm, dtype=dt),
-                            D=np.ascontiguousarray(np.asarray(spec.D[0], dtype=dt)[None]), lnC=lnC,
-                            lnE=np.log(np.asarray(spec.E, dtype=float) + EPS_VAL).astype(dt),
-                            gamma=gamma, alpha=alpha, rows=rows, first=first, settings=settings)
+        settings = np.array(
+            [
+                nu,
+                spec.policy_len,
+                bool(spec.use_utility),
+                bool(spec.use_states_info_gain),
+                full,
+                spec.action_selection == "stochastic",
+            ],
+            dtype=np.int64,
+        )
+        self._model = Model(
+            A=A,
+            lnA=lnA,
+            h=h,
+            B=np.ascontiguousarray(Bm, dtype=dt),
+            D=np.ascontiguousarray(np.asarray(spec.D[0], dtype=dt)[None]),
+            lnC=lnC,
+            lnE=np.log(np.asarray(spec.E, dtype=float) + EPS_VAL).astype(dt),
+            gamma=gamma,
+            alpha=alpha,
+            rows=rows,
+            first=first,
+            settings=settings,
+        )
         K = P if full else nu
-        self._state = State(qs=np.empty((B, ns), dt), action=np.full(B, -1, np.int64), G=np.zeros((B, P), dt),
-                            q_pi=np.zeros((B, P), dt), p=np.zeros((B, K), dt), pick=np.zeros(B, np.int32))
+        self._state = State(
+            qs=np.empty((B, ns), dt),
+            action=np.full(B, -1, np.int64),
+            G=np.zeros((B, P), dt),
+            q_pi=np.zeros((B, P), dt),
+            p=np.zeros((B, K), dt),
+            pick=np.zeros(B, np.int32),
+        )
         #: model fields held per agent (leading axis B): learnt A (and h), learnt B, per-agent C, gamma, alpha
-        self._own_fields = [name for name, given in (("A", pA is not None), ("h", pA is not None), ("B", pB is not None),
-                                                     ("lnC", "C" in per_agent), ("gamma", "gamma" in per_agent),
-                                                     ("alpha", "alpha" in per_agent)) if given]
+        self._own_fields = [
+            name
+            for name, given in (
+                ("A", pA is not None),
+                ("h", pA is not None),
+                ("B", pB is not None),
+                ("lnC", "C" in per_agent),
+                ("gamma", "gamma" in per_agent),
+                ("alpha", "alpha" in per_agent),
+            )
+            if given
+        ]
         self._action_of = spec.policies[:, 0, :] if full else np.arange(nu)[:, None]
         self._learn_modalities = np.isin(np.arange(self.num_modalities), self.modalities_to_learn)
         self._no_obs = np.zeros((0, self.num_modalities), np.int64)
@@ -551,7 +611,11 @@ class BatchedAgent:
         per-agent arrays, else the shared ones copied to every agent, else None."""
         B = self.batch_size
         if given is not None:
-            arrays = list(given) if isinstance(given, (list, tuple)) or getattr(given, "dtype", None) == object else [given]
+            arrays = (
+                list(given)
+                if isinstance(given, (list, tuple)) or getattr(given, "dtype", None) == np.dtype(object)
+                else [given]
+            )
             if len(arrays) != len(shapes):
                 raise ValueError(f"per_agent {name} must hold {len(shapes)} arrays, got {len(arrays)}")
             for k, (array, shape) in enumerate(zip(arrays, shapes)):
@@ -572,8 +636,10 @@ class BatchedAgent:
     def _per_agent_scalar(self, value, name):
         array = np.atleast_1d(np.asarray(value, dtype=self.dtype))
         if array.ndim != 1 or array.shape[0] not in (1, self.batch_size) or not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} must be a finite number or an array of {self.batch_size} (one per agent), "
-                             f"got shape {np.shape(value)}")
+            raise ValueError(
+                f"{name} must be a finite number or an array of {self.batch_size} (one per agent), "
+                f"got shape {np.shape(value)}"
+            )
         return np.ascontiguousarray(array)
 
     def _log_preferences(self, c, n, m):
@@ -603,14 +669,17 @@ class BatchedAgent:
         numba.set_num_threads(self.threads)
         kernel = _step_parallel if self.threads > 1 else _step_serial
         chunks = min(self.batch_size, 4 * self.threads) if self.threads > 1 else 1
-        kernel(self._model, self._state, observations, self._no_uniforms if uniforms is None else uniforms,
-               stages, chunks)
+        kernel(
+            self._model, self._state, observations, self._no_uniforms if uniforms is None else uniforms, stages, chunks
+        )
 
     def _observations(self, observations):
         obs = np.asarray(observations)
         if obs.shape != (self.batch_size, self.num_modalities) or not np.issubdtype(obs.dtype, np.integer):
-            raise ValueError(f"observations must be an integer array of shape ({self.batch_size}, "
-                             f"{self.num_modalities}) (agents x modalities), got {obs.dtype} {obs.shape}")
+            raise ValueError(
+                f"observations must be an integer array of shape ({self.batch_size}, "
+                f"{self.num_modalities}) (agents x modalities), got {obs.dtype} {obs.shape}"
+            )
         bad = (obs < 0) | (obs >= np.asarray(self.num_obs))
         if bad.any():
             i, m = np.argwhere(bad)[0]
@@ -686,14 +755,16 @@ class BatchedAgent:
     def update_B(self, qs_prev):
         """pB[:, :, a] += lr_pB qs (x) qs_prev [B[:, :, a] > 0] with each agent's last action, then
         B = norm(pB); qs_prev: (B, Ns) (or a one-element list of it). Returns pB."""
-        if isinstance(qs_prev, (list, tuple)) or getattr(qs_prev, "dtype", None) == object:
+        if isinstance(qs_prev, (list, tuple)) or getattr(qs_prev, "dtype", None) == np.dtype(object):
             qs_prev = qs_prev[0]
         qs_prev = np.ascontiguousarray(qs_prev, dtype=self.dtype)
         if qs_prev.shape != self._state.qs.shape:
             raise ValueError(f"qs_prev must have shape {self._state.qs.shape}, got {qs_prev.shape}")
         if np.any(self._state.action < 0):
-            raise ValueError(f"update_B needs every agent's last action; agent {np.argmax(self._state.action < 0)} has none "
-                             "(call sample_action or step first)")
+            raise ValueError(
+                f"update_B needs every agent's last action; agent {np.argmax(self._state.action < 0)} has none "
+                "(call sample_action or step first)"
+            )
         if 0 not in self.factors_to_learn:
             return self.pB
         self._learn(self._no_obs, qs_prev, "pB")
@@ -730,7 +801,7 @@ class BatchedAgent:
     @property
     def B(self):
         """[(Ns, Ns, Nu)] shared, or [(B, Ns, Ns, Nu)] per agent, in legacy's layout (a view)."""
-        B = self._model.B[..., :self.num_states[0]]
+        B = self._model.B[..., : self.num_states[0]]
         return [B.transpose(0, 3, 2, 1) if self._pB is not None else B[0].transpose(2, 1, 0)]
 
     @property
@@ -743,7 +814,7 @@ class BatchedAgent:
     @property
     def pB(self):
         """[(B, Ns, Ns, Nu)] concentrations in legacy's layout (a view), or None."""
-        return None if self._pB is None else [self._pB[..., :self.num_states[0]].transpose(0, 3, 2, 1)]
+        return None if self._pB is None else [self._pB[..., : self.num_states[0]].transpose(0, 3, 2, 1)]
 
     def reset(self):
         """Every agent back to uniform qs and no action (the next prior is D)."""
@@ -760,11 +831,18 @@ class BatchedAgent:
         own += [a for a in (self._pA, self._pB) if a is not None]
         shared = [a for name, a in self._model._asdict().items() if name not in self._own_fields]
         item = np.dtype(self.dtype).itemsize
-        needed = self.num_states[0] + len(self.policies) + sum(a[0].size for a in own if a is not self._model.A
-                                                               and a is not self._model.h and a is not self._model.B)
-        return {"shared": int(sum(a.nbytes for a in shared)),
-                "per_agent": (sum(a.nbytes for a in self._state) + sum(a.nbytes for a in own)) / self.batch_size,
-                "beliefs_and_parameters": needed * item}
+        needed = (
+            self.num_states[0]
+            + len(self.policies)
+            + sum(
+                a[0].size for a in own if a is not self._model.A and a is not self._model.h and a is not self._model.B
+            )
+        )
+        return {
+            "shared": int(sum(a.nbytes for a in shared)),
+            "per_agent": (sum(a.nbytes for a in self._state) + sum(a.nbytes for a in own)) / self.batch_size,
+            "beliefs_and_parameters": needed * item,
+        }
 
     def warmup(self):
         """Compile (or load from numba's cache) the kernels for this dtype; seconds taken."""

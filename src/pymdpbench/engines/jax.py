@@ -71,25 +71,48 @@ DEFAULT_INFERENCE_PARAMS = {"num_iter": 10, "dF": 1.0, "dF_tol": 0.001, "compute
 MODEL_FIELDS = ("A", "B", "pA", "pB")
 
 #: Keywords of ``pymdp.legacy.agent.Agent.__init__`` with their defaults (the signature itself).
-LEGACY_KEYWORDS = {name: p.default for name, p in inspect.signature(PymdpLegacyAgent.__init__).parameters.items()
-                   if name not in ("self", "A", "B")}
+LEGACY_KEYWORDS = {
+    name: p.default
+    for name, p in inspect.signature(PymdpLegacyAgent.__init__).parameters.items()
+    if name not in ("self", "A", "B")
+}
 
 #: Keywords passed on to :class:`pymdpbench.engines.base.LegacyAgent` (and so to pymdp's JAX Agent).
-IMPLEMENTED = ("C", "D", "E", "pA", "pB", "policy_len", "gamma", "alpha", "use_utility", "use_states_info_gain",
-               "use_param_info_gain", "action_selection", "sampling_mode", "modalities_to_learn", "lr_pA",
-               "factors_to_learn", "lr_pB", "A_factor_list", "B_factor_list")
+IMPLEMENTED = (
+    "C",
+    "D",
+    "E",
+    "pA",
+    "pB",
+    "policy_len",
+    "gamma",
+    "alpha",
+    "use_utility",
+    "use_states_info_gain",
+    "use_param_info_gain",
+    "action_selection",
+    "sampling_mode",
+    "modalities_to_learn",
+    "lr_pA",
+    "factors_to_learn",
+    "lr_pB",
+    "A_factor_list",
+    "B_factor_list",
+)
 
 #: Keywords legacy stores but does not read on the paths this engine runs (VANILLA inference, no
 #: sophisticated or inductive planning, no D learning): any value is stored, unused, as in legacy.
 INERT = {
     "inference_params": "legacy overwrites it with its defaults (legacy/agent.py:303-305)",
     "lr_pD": "read only by update_D with pD",
-    "use_BMA": "read only by MMP inference", "policy_sep_prior": "read only by MMP inference",
+    "use_BMA": "read only by MMP inference",
+    "policy_sep_prior": "read only by MMP inference",
     "si_horizon": "read only by sophisticated inference",
     "si_policy_prune_threshold": "read only by sophisticated inference",
     "si_state_prune_threshold": "read only by sophisticated inference",
     "si_prune_penalty": "read only by sophisticated inference",
-    "ii_depth": "read only with H", "ii_threshold": "read only with H",
+    "ii_depth": "read only with H",
+    "ii_threshold": "read only with H",
     "control_fac_idx": "legacy checks it, then construct_policies ignores it (legacy/control.py:953-993)",
     "num_controls": "accepted when it equals B's last axes, as legacy derives it",
 }
@@ -107,27 +130,79 @@ REFUSED = {
 
 #: Why ``use_param_info_gain=True`` is refused, even without pA/pB (where legacy skips it): supports()
 #: may be asked without the arrays, and must agree with the constructor.
-PARAM_INFO_GAIN = ("pymdp JAX weights the parameter information gain with the digamma spm_wnorm, legacy with "
-                   "1/sum - 1/a: G differs by O(10) with pA/pB")
+PARAM_INFO_GAIN = (
+    "pymdp JAX weights the parameter information gain with the digamma spm_wnorm, legacy with "
+    "1/sum - 1/a: G differs by O(10) with pA/pB"
+)
 
 #: Settings the compiled code was built with that cannot change after construction: a change
 #: raises ValueError naming it. (policy_len, policies, H: legacy reads them only in its constructor;
 #: pD: only update_D, refused.)
-FIXED = ("policy_len", "num_controls", "num_obs", "num_states", "num_factors", "num_modalities",
-         "A_factor_list", "B_factor_list", "sophisticated", "inference_algo", "H", "I", "pD")
+FIXED = (
+    "policy_len",
+    "num_controls",
+    "num_obs",
+    "num_states",
+    "num_factors",
+    "num_modalities",
+    "A_factor_list",
+    "B_factor_list",
+    "sophisticated",
+    "inference_algo",
+    "H",
+    "I",
+    "pD",
+)
 
 #: Settings a change of which rebuilds the JAX agent. lr_pA and lr_pB are jit arguments (read at each call).
-REBUILT = ("gamma", "alpha", "use_utility", "use_states_info_gain", "use_param_info_gain", "action_selection",
-           "sampling_mode", "modalities_to_learn", "factors_to_learn", "inference_params")
+REBUILT = (
+    "gamma",
+    "alpha",
+    "use_utility",
+    "use_states_info_gain",
+    "use_param_info_gain",
+    "action_selection",
+    "sampling_mode",
+    "modalities_to_learn",
+    "factors_to_learn",
+    "inference_params",
+)
 
 #: What each public method's compiled code reads, compared at each of its calls: (settings, by
 #: value; model arrays, by content while they have a numpy form, see ``_ModelArray``; other arrays,
 #: by content). ``None``: everything (``warmup``).
 READS = {
-    "infer_states": (("inference_params", "A_factor_list", "B_factor_list", "inference_algo", "pD", "num_obs",
-                      "num_states", "num_factors", "num_modalities"), ("A", "B"), ("D",)),
-    "infer_policies": (("gamma", "use_utility", "use_states_info_gain", "use_param_info_gain", "policy_len",
-                        "sophisticated", "H", "I", "A_factor_list", "B_factor_list"), ("A", "B"), ("C", "E", "policies")),
+    "infer_states": (
+        (
+            "inference_params",
+            "A_factor_list",
+            "B_factor_list",
+            "inference_algo",
+            "pD",
+            "num_obs",
+            "num_states",
+            "num_factors",
+            "num_modalities",
+        ),
+        ("A", "B"),
+        ("D",),
+    ),
+    "infer_policies": (
+        (
+            "gamma",
+            "use_utility",
+            "use_states_info_gain",
+            "use_param_info_gain",
+            "policy_len",
+            "sophisticated",
+            "H",
+            "I",
+            "A_factor_list",
+            "B_factor_list",
+        ),
+        ("A", "B"),
+        ("C", "E", "policies"),
+    ),
     "sample_action": (("alpha", "action_selection", "sampling_mode", "num_controls", "policy_len"), (), ("policies",)),
     "update_A": (("modalities_to_learn", "A_factor_list"), ("A", "pA"), ()),
     "update_B": (("factors_to_learn", "B_factor_list", "num_controls"), ("B", "pB"), ()),
@@ -163,9 +238,11 @@ def _refusals(options, num_controls=None):
     """
     # REFUSED, and any keyword a later pymdp adds that this module does not know
     unknown = [name for name in LEGACY_KEYWORDS if name not in (*IMPLEMENTED, *INERT, *REFUSED)]
-    reasons = [f"{name}={_describe(options[name])} ({REFUSED.get(name, 'not implemented by this engine')})"
-               for name in (*REFUSED, *unknown)
-               if name in options and not _is_default(options[name], LEGACY_KEYWORDS[name])]
+    reasons = [
+        f"{name}={_describe(options[name])} ({REFUSED.get(name, 'not implemented by this engine')})"
+        for name in (*REFUSED, *unknown)
+        if name in options and not _is_default(options[name], LEGACY_KEYWORDS[name])
+    ]
     if options.get("use_param_info_gain"):
         reasons.append(f"use_param_info_gain={_describe(options['use_param_info_gain'])} ({PARAM_INFO_GAIN})")
     given = options.get("num_controls")
@@ -228,8 +305,10 @@ def _array_key(value, save=False):
     each large one). ``save``: a key to keep (large arrays copied), else one to compare with it."""
     try:
         if value.dtype.kind == "O":  # small arrays inline: this runs several times per step
-            return [(x.shape, x.dtype, x.tobytes()) if x.nbytes <= SMALL_BYTES else _snapshot(x, save)
-                    for x in value.tolist()]
+            return [
+                (x.shape, x.dtype, x.tobytes()) if x.nbytes <= SMALL_BYTES else _snapshot(x, save)
+                for x in value.tolist()
+            ]
         return _snapshot(value, save)
     except AttributeError:  # None, a list, an object array holding lists
         return _freeze(value)
@@ -315,18 +394,34 @@ class Agent(LegacyAgent):
             raise TypeError(f"{__name__}.Agent does not support: " + "; ".join(reasons))
         super().__init__(A, B, **{k: v for k, v in kwargs.items() if k in IMPLEMENTED})
         # the legacy attributes of the keywords this engine stores unused (INERT) or refuses (at default)
-        for name in ("lr_pD", "use_BMA", "policy_sep_prior", "si_horizon", "si_policy_prune_threshold",
-                     "si_state_prune_threshold", "si_prune_penalty", "H", "pD", "inference_horizon",
-                     "inference_algo", "sophisticated"):
+        for name in (
+            "lr_pD",
+            "use_BMA",
+            "policy_sep_prior",
+            "si_horizon",
+            "si_policy_prune_threshold",
+            "si_state_prune_threshold",
+            "si_prune_penalty",
+            "H",
+            "pD",
+            "inference_horizon",
+            "inference_algo",
+            "sophisticated",
+        ):
             setattr(self, name, kwargs.get(name, LEGACY_KEYWORDS[name]))
         self.num_controls = num_controls
-        self.control_fac_idx = (list(kwargs["control_fac_idx"]) if kwargs.get("control_fac_idx") is not None
-                                else [f for f, n in enumerate(num_controls) if n > 1])
+        self.control_fac_idx = (
+            list(kwargs["control_fac_idx"])
+            if kwargs.get("control_fac_idx") is not None
+            else [f for f, n in enumerate(num_controls) if n > 1]
+        )
         self.inference_params = dict(DEFAULT_INFERENCE_PARAMS)  # legacy/agent.py:303-305 ignores the keyword
         self.I = None
         # legacy/agent.py:279-290 (legacy also warns when both are set)
-        self.edge_handling_params = {"use_BMA": self.use_BMA and not self.policy_sep_prior,
-                                     "policy_sep_prior": self.policy_sep_prior}
+        self.edge_handling_params = {
+            "use_BMA": self.use_BMA and not self.policy_sep_prior,
+            "policy_sep_prior": self.policy_sep_prior,
+        }
         self.curr_timestep = 0
         self.prev_obs = []
         self.prev_actions = None
@@ -363,8 +458,11 @@ class Agent(LegacyAgent):
             settings_same = _GET_SETTINGS[method](self) == self._settings_seen[method]
         except (TypeError, ValueError):  # an array-valued setting: compare frozen copies
             settings_same = False
-        changed = [] if settings_same else [
-            name for name in names if _freeze(getattr(self, name)) != self._settings_frozen[name]]
+        changed = (
+            []
+            if settings_same
+            else [name for name in names if _freeze(getattr(self, name)) != self._settings_frozen[name]]
+        )
         views, seen = self.__dict__["_views"], self._arrays_seen
         for name in models:
             if name in views and _array_key(views[name]) != seen.get(name):
@@ -384,8 +482,10 @@ class Agent(LegacyAgent):
     def _apply(self, changed):
         fixed = [name for name in changed if name in FIXED or name == "policies"]
         if fixed:
-            raise ValueError(f"{__name__}.Agent: {', '.join(fixed)} changed after construction; this engine "
-                             "compiled its model with the old value (construct a new Agent)")
+            raise ValueError(
+                f"{__name__}.Agent: {', '.join(fixed)} changed after construction; this engine "
+                "compiled its model with the old value (construct a new Agent)"
+            )
         self._check(changed)
         views = self.__dict__["_views"]
         if self._learns and all(name in MODEL_FIELDS for name in changed):
@@ -399,8 +499,10 @@ class Agent(LegacyAgent):
         if name == "A":
             return [(o, *(self.num_states[f] for f in fs)) for o, fs in zip(self.num_obs, self.A_factor_list)]
         if name == "B":
-            return [(self.num_states[f], *(self.num_states[g] for g in fs), self.num_controls[f])
-                    for f, fs in enumerate(self.B_factor_list)]
+            return [
+                (self.num_states[f], *(self.num_states[g] for g in fs), self.num_controls[f])
+                for f, fs in enumerate(self.B_factor_list)
+            ]
         if name == "C":
             return [(n,) for n in self.num_obs]
         if name == "D":
@@ -418,8 +520,9 @@ class Agent(LegacyAgent):
             else:
                 shapes = [np.shape(x)[:1] if name == "C" else np.shape(x) for x in value]
             if shapes != self._expected_shapes(name):
-                raise ValueError(f"{__name__}.Agent: {name} has shapes {shapes}; the model needs "
-                                 f"{self._expected_shapes(name)}")
+                raise ValueError(
+                    f"{__name__}.Agent: {name} has shapes {shapes}; the model needs {self._expected_shapes(name)}"
+                )
         if self.use_param_info_gain:
             raise ValueError(f"{__name__}.Agent does not support use_param_info_gain=True ({PARAM_INFO_GAIN})")
 
@@ -444,22 +547,33 @@ class Agent(LegacyAgent):
         self._learns = self._model["pA"] is not None or self._model["pB"] is not None
         num_iter = int(self.inference_params.get("num_iter", DEFAULT_INFERENCE_PARAMS["num_iter"]))
         self._jax = JaxAgent(
-            C=log_preferences(self.C, self.policy_len), D=[jnp.asarray(np.asarray(d, dtype=float)) for d in self.D],
+            C=log_preferences(self.C, self.policy_len),
+            D=[jnp.asarray(np.asarray(d, dtype=float)) for d in self.D],
             E=jnp.asarray(self.E, dtype=float),
             **{name: None if arrays is None else [x[0] for x in arrays] for name, arrays in self._model.items()},
-            A_dependencies=self.A_factor_list, B_dependencies=self.B_factor_list,
-            policy_len=self.policy_len, gamma=self.gamma, alpha=self.alpha,
-            use_utility=self.use_utility, use_states_info_gain=self.use_states_info_gain,
+            A_dependencies=self.A_factor_list,
+            B_dependencies=self.B_factor_list,
+            policy_len=self.policy_len,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            use_utility=self.use_utility,
+            use_states_info_gain=self.use_states_info_gain,
             use_param_info_gain=False,  # refused by _check
-            action_selection=self.action_selection, sampling_mode=self.sampling_mode,
-            inference_algo="fpi", num_iter=num_iter, batch_size=1,
+            action_selection=self.action_selection,
+            sampling_mode=self.sampling_mode,
+            inference_algo="fpi",
+            num_iter=num_iter,
+            batch_size=1,
         )
         if not np.array_equal(np.asarray(self._jax.policies.policy_arr), self.policies):
             raise RuntimeError("pymdp's JAX Agent enumerates policies in another order than legacy")
         self._compile()
         self._save_settings()
-        self._arrays_seen = {name: _array_key(views[name] if name in MODEL_FIELDS else getattr(self, name), save=True)
-                             for name in ARRAYS if name not in MODEL_FIELDS or name in views}
+        self._arrays_seen = {
+            name: _array_key(views[name] if name in MODEL_FIELDS else getattr(self, name), save=True)
+            for name in ARRAYS
+            if name not in MODEL_FIELDS or name in views
+        }
         self._fresh = set(self._jit)
         seconds = time.perf_counter() - t0
         self.compile_time_s += seconds
@@ -475,8 +589,9 @@ class Agent(LegacyAgent):
         num_obs, num_controls = self.num_obs, self.num_controls
         all_modalities = range(self.num_modalities) if self.modalities_to_learn == "all" else self.modalities_to_learn
         modalities_to_learn = [m for m in range(self.num_modalities) if m in list(all_modalities)]
-        factors_to_learn = (list(range(self.num_factors)) if self.factors_to_learn == "all"
-                            else list(self.factors_to_learn))
+        factors_to_learn = (
+            list(range(self.num_factors)) if self.factors_to_learn == "all" else list(self.factors_to_learn)
+        )
 
         def with_model(model):
             if model is None:
@@ -504,26 +619,43 @@ class Agent(LegacyAgent):
         # for every factor, without pymdp JAX's clip (legacy/agent.py:775-776, 836-837).
         def update_A(model, obs, qs, lr):
             pA = [p if m in modalities_to_learn else None for m, p in enumerate(model["pA"])]
-            qA, _ = jax.vmap(lambda pa, a, o, q: learning.update_obs_likelihood_dirichlet(
-                pa, a, o, q, A_dependencies=A_factor_list, categorical_obs=False, num_obs=num_obs, lr=lr))(
-                    pA, model["A"], [obs[m][None, None] for m in range(num_modalities)], [q[None, None] for q in qs])
-            qA = [jnp.where(a > 0, q, p) if m in modalities_to_learn else p
-                  for m, (q, a, p) in enumerate(zip(qA, model["A"], model["pA"]))]
+            qA, _ = jax.vmap(
+                lambda pa, a, o, q: learning.update_obs_likelihood_dirichlet(
+                    pa, a, o, q, A_dependencies=A_factor_list, categorical_obs=False, num_obs=num_obs, lr=lr
+                )
+            )(pA, model["A"], [obs[m][None, None] for m in range(num_modalities)], [q[None, None] for q in qs])
+            qA = [
+                jnp.where(a > 0, q, p) if m in modalities_to_learn else p
+                for m, (q, a, p) in enumerate(zip(qA, model["A"], model["pA"]))
+            ]
             return {**model, "A": [q / q.sum(axis=1, keepdims=True) for q in qA], "pA": qA}
 
         def update_B(model, qs, qs_prev, action, lr):
-            joint = [[qs[f][None, None]] + [qs_prev[g][None, None] for g in B_factor_list[f]]
-                     for f in range(len(B_factor_list))]
-            qB, _ = jax.vmap(lambda pb, b, j, a: learning.update_state_transition_dirichlet(
-                pb, b, j, a, num_controls=num_controls, lr=lr, factors_to_update=factors_to_learn))(
-                    model["pB"], model["B"], joint, action[None, None])
-            qB = [jnp.where(b > 0, q, p) if f in factors_to_learn else p
-                  for f, (q, b, p) in enumerate(zip(qB, model["B"], model["pB"]))]
+            joint = [
+                [qs[f][None, None]] + [qs_prev[g][None, None] for g in B_factor_list[f]]
+                for f in range(len(B_factor_list))
+            ]
+            qB, _ = jax.vmap(
+                lambda pb, b, j, a: learning.update_state_transition_dirichlet(
+                    pb, b, j, a, num_controls=num_controls, lr=lr, factors_to_update=factors_to_learn
+                )
+            )(model["pB"], model["B"], joint, action[None, None])
+            qB = [
+                jnp.where(b > 0, q, p) if f in factors_to_learn else p
+                for f, (q, b, p) in enumerate(zip(qB, model["B"], model["pB"]))
+            ]
             return {**model, "B": [q / q.sum(axis=1, keepdims=True) for q in qB], "pB": qB}
 
-        self._jit = {name: jax.jit(fn) for name, fn in (
-            ("infer_states", infer_states), ("infer_policies", infer_policies),
-            ("select_action", select_action), ("update_A", update_A), ("update_B", update_B))}
+        self._jit = {
+            name: jax.jit(fn)
+            for name, fn in (
+                ("infer_states", infer_states),
+                ("infer_policies", infer_policies),
+                ("select_action", select_action),
+                ("update_A", update_A),
+                ("update_B", update_B),
+            )
+        }
 
     def _call(self, name, *args):
         """Run a compiled method; its first run after a (re)build counts as compile time."""
@@ -620,8 +752,11 @@ class Agent(LegacyAgent):
         """pymdp JAX's own selection on ``self.q_pi``: argmax (deterministic) or a ``jax.random`` draw."""
         self._sync("sample_action")
         if self._key is None:
-            seed = self.seed if self.seed is not None else (
-                np.random.randint(2**31) if self.action_selection == "stochastic" else 0)
+            seed = (
+                self.seed
+                if self.seed is not None
+                else (np.random.randint(2**31) if self.action_selection == "stochastic" else 0)
+            )
             self._key = jr.PRNGKey(seed)
         q_pi = self._q_pi_jax if _array_key(self.q_pi) == self._q_pi_seen else np.asarray(self.q_pi, dtype=float)
         action = self._call("select_action", q_pi, self._key, self._draws)
@@ -647,8 +782,11 @@ class Agent(LegacyAgent):
         if self.action is None:
             raise ValueError("update_B needs self.action: call it after an action was taken")
         qs_prev = [jnp.asarray(np.asarray(q, dtype=float)) for q in qs_prev]
-        self._set_model(self._call("update_B", self._model, self._current_qs(), qs_prev, self._action_arg(),
-                                   float(self.lr_pB)), "B", "pB")
+        self._set_model(
+            self._call("update_B", self._model, self._current_qs(), qs_prev, self._action_arg(), float(self.lr_pB)),
+            "B",
+            "pB",
+        )
         return self.pB
 
     def update_D(self, qs_t0=None):
@@ -678,13 +816,21 @@ class BatchedAgent:
     def __init__(self, kwargs, batch_size, seed=None, threads=1):
         policy_len = kwargs.get("policy_len", 1)
         agent = JaxAgent(
-            A=[jnp.asarray(a, dtype=float) for a in kwargs["A"]], B=[jnp.asarray(b, dtype=float) for b in kwargs["B"]],
-            C=log_preferences(kwargs["C"], policy_len), D=[jnp.asarray(d, dtype=float) for d in kwargs["D"]],
-            A_dependencies=kwargs.get("A_factor_list"), B_dependencies=kwargs.get("B_factor_list"),
-            policy_len=policy_len, gamma=kwargs.get("gamma", 16.0), alpha=kwargs.get("alpha", 16.0),
+            A=[jnp.asarray(a, dtype=float) for a in kwargs["A"]],
+            B=[jnp.asarray(b, dtype=float) for b in kwargs["B"]],
+            C=log_preferences(kwargs["C"], policy_len),
+            D=[jnp.asarray(d, dtype=float) for d in kwargs["D"]],
+            A_dependencies=kwargs.get("A_factor_list"),
+            B_dependencies=kwargs.get("B_factor_list"),
+            policy_len=policy_len,
+            gamma=kwargs.get("gamma", 16.0),
+            alpha=kwargs.get("alpha", 16.0),
             sampling_mode=kwargs.get("sampling_mode", "marginal"),
-            action_selection=kwargs.get("action_selection", "deterministic"), inference_algo="fpi",
-            num_iter=DEFAULT_INFERENCE_PARAMS["num_iter"], batch_size=batch_size)
+            action_selection=kwargs.get("action_selection", "deterministic"),
+            inference_algo="fpi",
+            num_iter=DEFAULT_INFERENCE_PARAMS["num_iter"],
+            batch_size=batch_size,
+        )
         num_modalities = len(kwargs["A"])
 
         def step(qs, action, first, obs, keys):
@@ -707,7 +853,8 @@ class BatchedAgent:
 
     def step(self, observations):
         self.qs, self.q_pi, self.action = jax.block_until_ready(
-            self._step(self.qs, self.action, self.first, jnp.asarray(observations), self.keys))
+            self._step(self.qs, self.action, self.first, jnp.asarray(observations), self.keys)
+        )
         self.first = False
         return self.action
 

@@ -80,7 +80,7 @@ def _nbytes(matrix):
 
 #: Entries of the largest legacy (dense) array that ``np.asarray``, indexing or item assignment of a
 #: sparse A or B will build (512 MiB in float64); beyond it they refuse, naming the array.
-DENSE_LIMIT = 2 ** 26
+DENSE_LIMIT = 2**26
 
 
 class _LegacyIndexing:
@@ -91,8 +91,10 @@ class _LegacyIndexing:
     def _dense(self):
         size = int(np.prod(self.shape))
         if size > DENSE_LIMIT:
-            raise ValueError(f"{self.name} has {size:,} entries in its legacy dense form (more than {DENSE_LIMIT:,}): "
-                             "read or edit its sparse matrices instead")
+            raise ValueError(
+                f"{self.name} has {size:,} entries in its legacy dense form (more than {DENSE_LIMIT:,}): "
+                "read or edit its sparse matrices instead"
+            )
         return self.toarray()
 
     def __array__(self, dtype=None, copy=None):
@@ -206,8 +208,7 @@ class SparseTransitions(_LegacyIndexing):
         if len(value) != self.shape[-1]:
             raise ValueError(f"{self.name} needs {self.shape[-1]} matrices (one per action), got {len(value)}")
         size = (self.shape[0], int(np.prod(self.shape[1:-1])))
-        self._matrices = tuple(_canonical(b, size, f"{self.name}[..., {u}]", sp.csr_array)
-                               for u, b in enumerate(value))
+        self._matrices = tuple(_canonical(b, size, f"{self.name}[..., {u}]", sp.csr_array) for u, b in enumerate(value))
 
     ndim = property(lambda self: len(self.shape))
     nbytes = property(lambda self: sum(_nbytes(b) for b in self.matrices), doc="Bytes actually stored.")
@@ -256,8 +257,9 @@ def as_transitions(array, parents_shape, name):
     array = np.asarray(array, dtype=np.float64)
     if tuple(array.shape[1:-1]) != parents_shape:
         raise ValueError(f"{name} has shape {array.shape}; B_factor_list needs (Ns, *{parents_shape}, Nu)")
-    return SparseTransitions([array[..., u].reshape(array.shape[0], -1) for u in range(array.shape[-1])],
-                             array.shape, name)
+    return SparseTransitions(
+        [array[..., u].reshape(array.shape[0], -1) for u in range(array.shape[-1])], array.shape, name
+    )
 
 
 def _items(arrays, single_types, name):
@@ -330,8 +332,9 @@ def check_columns(name, matrix, column_shape):
     if np.any(data < 0):
         j = int(np.argmax(data < 0))
         column = np.unravel_index(int(entry_columns(matrix)[j]), column_shape)
-        raise ValueError(f"{name} has a negative probability at index "
-                         f"{(int(entry_rows(matrix)[j]), *(int(i) for i in column))}")
+        raise ValueError(
+            f"{name} has a negative probability at index {(int(entry_rows(matrix)[j]), *(int(i) for i in column))}"
+        )
     sums = column_sums(matrix)
     bad = ~np.isclose(sums, 1.0)
     if np.any(bad):
@@ -378,8 +381,11 @@ class _Derived:
 
     def __call__(self, matrix):
         source = (matrix, matrix.data, matrix.indices, matrix.indptr)
-        if (self.source is None or any(a is not b for a, b in zip(source, self.source))
-                or not np.array_equal(matrix.data, self.snapshot)):
+        if (
+            self.source is None
+            or any(a is not b for a, b in zip(source, self.source))
+            or not np.array_equal(matrix.data, self.snapshot)
+        ):
             self.value = self.function(matrix)
             self.source = source
             self.snapshot = matrix.data.copy()
@@ -453,7 +459,7 @@ def _outcome_entropy_term(obar):
     that the temporary ln(ō + 1e-16) stays small next to ō."""
     total = np.zeros(obar.shape[1])
     for start in range(0, obar.shape[0], ENTROPY_BLOCK_ROWS):
-        block = obar[start:start + ENTROPY_BLOCK_ROWS]
+        block = obar[start : start + ENTROPY_BLOCK_ROWS]
         log_block = block + EPS_VAL
         np.log(log_block, out=log_block)
         total += np.einsum("ok,ok->k", block, log_block)
@@ -512,12 +518,14 @@ def policy_tree(policies):
         codes = codes * (int(policies[:, :, f].max()) + 1) + policies[:, :, f]
     levels, previous = [], np.zeros(P, dtype=np.int64)
     for tau in range(H):
-        _, first, node = np.unique(codes[:, :tau + 1], axis=0, return_index=True, return_inverse=True)
+        _, first, node = np.unique(codes[:, : tau + 1], axis=0, return_index=True, return_inverse=True)
         node = node.reshape(-1)
         parent = previous[first]
         actions = policies[first, tau, :]
-        by_action = [[(int(a), np.flatnonzero(actions[:, f] == a), parent[actions[:, f] == a])
-                      for a in np.unique(actions[:, f])] for f in range(F)]
+        by_action = [
+            [(int(a), np.flatnonzero(actions[:, f] == a), parent[actions[:, f] == a]) for a in np.unique(actions[:, f])]
+            for f in range(F)
+        ]
         levels.append(_Level(len(first), by_action, node))
         previous = node
     return levels
@@ -546,12 +554,14 @@ class Agent(LegacyAgent):
         num_states = [_rows(b) for b in B_items]
         F = len(num_states)
         B_factor_list = check_factor_lists("B_factor_list", B_factor_list, F, F)
-        transitions = [as_transitions(b, [num_states[g] for g in B_factor_list[f]], f"B[{f}]")
-                       for f, b in enumerate(B_items)]
+        transitions = [
+            as_transitions(b, [num_states[g] for g in B_factor_list[f]], f"B[{f}]") for f, b in enumerate(B_items)
+        ]
         A_items = _items(pA if pA is not None else A, SparseLikelihood, "pA" if pA is not None else "A")
         A_factor_list = check_factor_lists("A_factor_list", A_factor_list, len(A_items), F)
-        likelihoods = [as_likelihood(a, [num_states[f] for f in A_factor_list[m]], f"A[{m}]")
-                       for m, a in enumerate(A_items)]
+        likelihoods = [
+            as_likelihood(a, [num_states[f] for f in A_factor_list[m]], f"A[{m}]") for m, a in enumerate(A_items)
+        ]
         pA = obj_array(likelihoods) if pA is not None else None
         pB = obj_array(transitions) if pB is not None else None
         A = self._expected(pA) if pA is not None else obj_array(likelihoods)
@@ -565,35 +575,57 @@ class Agent(LegacyAgent):
 
     def _expected(self, counts):
         """norm(pA) or norm(pB), on the counts' pattern (index arrays shared)."""
-        return obj_array([SparseLikelihood(column_normalise(p.matrix), p.shape, p.name)
-                          if isinstance(p, SparseLikelihood) else
-                          SparseTransitions([column_normalise(b) for b in p.matrices], p.shape, p.name)
-                          for p in counts])
+        return obj_array(
+            [
+                SparseLikelihood(column_normalise(p.matrix), p.shape, p.name)
+                if isinstance(p, SparseLikelihood)
+                else SparseTransitions([column_normalise(b) for b in p.matrices], p.shape, p.name)
+                for p in counts
+            ]
+        )
 
     def _likelihoods(self, value, name):
         items = _items(value, SparseLikelihood, name)
         if len(items) != self.num_modalities:
             raise ValueError(f"{name} has {len(items)} modalities; the agent has {self.num_modalities}")
-        return obj_array([as_likelihood(a, [self.num_states[f] for f in fs], f"{name}[{m}]")
-                          for m, (a, fs) in enumerate(zip(items, self.A_factor_list))])
+        return obj_array(
+            [
+                as_likelihood(a, [self.num_states[f] for f in fs], f"{name}[{m}]")
+                for m, (a, fs) in enumerate(zip(items, self.A_factor_list))
+            ]
+        )
 
     def _transitions(self, value, name):
         items = _items(value, SparseTransitions, name)
         if len(items) != self.num_factors:
             raise ValueError(f"{name} has {len(items)} factors; the agent has {self.num_factors}")
-        return obj_array([as_transitions(b, [self.num_states[g] for g in fs], f"{name}[{f}]")
-                          for f, (b, fs) in enumerate(zip(items, self.B_factor_list))])
+        return obj_array(
+            [
+                as_transitions(b, [self.num_states[g] for g in fs], f"{name}[{f}]")
+                for f, (b, fs) in enumerate(zip(items, self.B_factor_list))
+            ]
+        )
 
-    A = property(lambda self: self._A, lambda self, v: setattr(self, "_A", self._likelihoods(v, "A")),
-                 doc="Per modality a SparseLikelihood; assigning any accepted form converts it.")
-    B = property(lambda self: self._B, lambda self, v: setattr(self, "_B", self._transitions(v, "B")),
-                 doc="Per factor a SparseTransitions; assigning any accepted form converts it.")
-    pA = property(lambda self: self._pA,
-                  lambda self, v: setattr(self, "_pA", None if v is None else self._likelihoods(v, "pA")),
-                  doc="Dirichlet counts over A (None, or as A).")
-    pB = property(lambda self: self._pB,
-                  lambda self, v: setattr(self, "_pB", None if v is None else self._transitions(v, "pB")),
-                  doc="Dirichlet counts over B (None, or as B).")
+    A = property(
+        lambda self: self._A,
+        lambda self, v: setattr(self, "_A", self._likelihoods(v, "A")),
+        doc="Per modality a SparseLikelihood; assigning any accepted form converts it.",
+    )
+    B = property(
+        lambda self: self._B,
+        lambda self, v: setattr(self, "_B", self._transitions(v, "B")),
+        doc="Per factor a SparseTransitions; assigning any accepted form converts it.",
+    )
+    pA = property(
+        lambda self: self._pA,
+        lambda self, v: setattr(self, "_pA", None if v is None else self._likelihoods(v, "pA")),
+        doc="Dirichlet counts over A (None, or as A).",
+    )
+    pB = property(
+        lambda self: self._pB,
+        lambda self, v: setattr(self, "_pB", None if v is None else self._transitions(v, "pB")),
+        doc="Dirichlet counts over B (None, or as B).",
+    )
 
     def _sync(self):
         """Refuse MMP or sophisticated inference switched on after construction (legacy reads both
@@ -602,12 +634,16 @@ class Agent(LegacyAgent):
         if self.sophisticated or self.inference_algo not in ("VANILLA", None):
             for name in ("inference_algo", "sophisticated"):
                 if not is_default(name, getattr(self, name)):
-                    raise ValueError(f"{name} was set to {describe(getattr(self, name))} after construction: "
-                                     f"{self.not_implemented[name]} is not supported by {__name__}.Agent")
-        for name, kind, convert in (("_A", SparseLikelihood, self._likelihoods),
-                                    ("_B", SparseTransitions, self._transitions),
-                                    ("_pA", SparseLikelihood, self._likelihoods),
-                                    ("_pB", SparseTransitions, self._transitions)):
+                    raise ValueError(
+                        f"{name} was set to {describe(getattr(self, name))} after construction: "
+                        f"{self.not_implemented[name]} is not supported by {__name__}.Agent"
+                    )
+        for name, kind, convert in (
+            ("_A", SparseLikelihood, self._likelihoods),
+            ("_B", SparseTransitions, self._transitions),
+            ("_pA", SparseLikelihood, self._likelihoods),
+            ("_pB", SparseTransitions, self._transitions),
+        ):
             arrays = self.__dict__.get(name)
             if arrays is not None and not all(isinstance(x, kind) for x in arrays):
                 converted = convert(arrays, name[1:])
@@ -683,8 +719,9 @@ class Agent(LegacyAgent):
         if self.action is None:
             prior = [np.asarray(d, dtype=float) for d in self.D]
         else:
-            prior = [self._predicted(self.qs, f, self.B[f].matrices[int(self.action[f])])
-                     for f in range(self.num_factors)]
+            prior = [
+                self._predicted(self.qs, f, self.B[f].matrices[int(self.action[f])]) for f in range(self.num_factors)
+            ]
         log_prior = [np.log(p + EPS_VAL) for p in prior]
         ll = [self._log_likelihood(m, o, distr_obs) for m, o in enumerate(obs)]
         if self.num_factors == 1:
@@ -745,8 +782,12 @@ class Agent(LegacyAgent):
             if c.ndim == 2 and c.shape[1] < horizon:
                 raise ValueError(f"C[{m}] has {c.shape[1]} columns; policies of {horizon} steps need one per step")
         cached = self.__dict__.get("_ln_c_cache")
-        if (cached is not None and cached[0] == horizon and len(cached[1]) == len(C)
-                and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(cached[1], C))):
+        if (
+            cached is not None
+            and cached[0] == horizon
+            and len(cached[1]) == len(C)
+            and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(cached[1], C))
+        ):
             return cached[2]
         ln_c = log_preferences(C, horizon)
         self._ln_c_cache = (horizon, [c.copy() for c in C], ln_c)
@@ -908,4 +949,3 @@ def to_dense(model):
         return obj_array([a.toarray() if hasattr(a, "toarray") else np.asarray(a) for a in arrays])
 
     return dataclasses.replace(model, A=dense(model.A), B=dense(model.B), pA=dense(model.pA), pB=dense(model.pB))
-

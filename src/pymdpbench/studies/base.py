@@ -86,8 +86,14 @@ class Study:
 
 
 def _model_options(model, horizon):
-    return {"num_states": model.num_states, "num_obs": model.num_obs, "num_controls": model.num_controls,
-            "policy_len": horizon, "A_factor_list": model.A_factor_list, "B_factor_list": model.B_factor_list}
+    return {
+        "num_states": model.num_states,
+        "num_obs": model.num_obs,
+        "num_controls": model.num_controls,
+        "policy_len": horizon,
+        "A_factor_list": model.A_factor_list,
+        "B_factor_list": model.B_factor_list,
+    }
 
 
 class SizeGrid(Study):
@@ -97,8 +103,13 @@ class SizeGrid(Study):
 
     @staticmethod
     def point(states, obs, actions, horizon):
-        return {"cell": f"s{states}-o{obs}-a{actions}-h{horizon}", "states": states, "obs": obs,
-                "actions": actions, "horizon": horizon}
+        return {
+            "cell": f"s{states}-o{obs}-a{actions}-h{horizon}",
+            "states": states,
+            "obs": obs,
+            "actions": actions,
+            "horizon": horizon,
+        }
 
     @staticmethod
     def named_point(model, horizon):
@@ -116,17 +127,36 @@ class SizeGrid(Study):
     def row_parameters(self, point):
         if "model" in point:
             model = self._named(point)
-            return {"p_states": int(np.prod(model.num_states)), "p_obs": int(np.prod(model.num_obs)),
-                    "p_actions": int(np.prod(model.num_controls)), "p_horizon": point["horizon"],
-                    "p_factors": len(model.num_states), "p_modalities": len(model.num_obs), "model": point["model"]}
-        return {"p_states": point["states"], "p_obs": point["obs"], "p_actions": point["actions"],
-                "p_horizon": point["horizon"], "p_factors": 1, "p_modalities": 1, "model": "random"}
+            return {
+                "p_states": int(np.prod(model.num_states)),
+                "p_obs": int(np.prod(model.num_obs)),
+                "p_actions": int(np.prod(model.num_controls)),
+                "p_horizon": point["horizon"],
+                "p_factors": len(model.num_states),
+                "p_modalities": len(model.num_obs),
+                "model": point["model"],
+            }
+        return {
+            "p_states": point["states"],
+            "p_obs": point["obs"],
+            "p_actions": point["actions"],
+            "p_horizon": point["horizon"],
+            "p_factors": 1,
+            "p_modalities": 1,
+            "model": "random",
+        }
 
     def options(self, point):
         if "model" in point:
             return _model_options(self._named(point), point["horizon"])
-        return {"num_states": [point["states"]], "num_obs": [point["obs"]], "num_controls": [point["actions"]],
-                "policy_len": point["horizon"], "A_factor_list": None, "B_factor_list": None}
+        return {
+            "num_states": [point["states"]],
+            "num_obs": [point["obs"]],
+            "num_controls": [point["actions"]],
+            "policy_len": point["horizon"],
+            "A_factor_list": None,
+            "B_factor_list": None,
+        }
 
     def model_entries(self, point):
         if "model" in point:

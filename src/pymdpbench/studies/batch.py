@@ -162,7 +162,7 @@ class _Pool:
 
 
 def _batched_form(variant):
-    """"module:Class" of the variant's batched runner, or None."""
+    """ "module:Class" of the variant's batched runner, or None."""
     return traits(variant).batched
 
 
@@ -187,8 +187,9 @@ def check_batch(Runner, Agent, kwargs, stream, seed, threads):
     batched = []
     for obs in stream:
         actions = np.asarray(runner.step(obs))
-        batched.append(([np.array(q, dtype=float) for q in runner.qs], np.array(runner.q_pi, dtype=float),
-                        actions.astype(int)))
+        batched.append(
+            ([np.array(q, dtype=float) for q in runner.qs], np.array(runner.q_pi, dtype=float), actions.astype(int))
+        )
     runner.close()
     np.random.seed(seed)
     agent = Agent(**kwargs)
@@ -201,8 +202,11 @@ def check_batch(Runner, Agent, kwargs, stream, seed, threads):
             single_q_pi, _ = agent.infer_policies()
             action = agent.sample_action()
             states[i] = (obj_array([np.array(q, dtype=float) for q in agent.qs]), np.array(action))
-            dev = max(dev, *(float(np.max(np.abs(q[i] - np.asarray(s, dtype=float)))) for q, s in zip(qs, agent.qs)),
-                      float(np.max(np.abs(q_pi[i] - np.asarray(single_q_pi, dtype=float)))))
+            dev = max(
+                dev,
+                *(float(np.max(np.abs(q[i] - np.asarray(s, dtype=float)))) for q, s in zip(qs, agent.qs)),
+                float(np.max(np.abs(q_pi[i] - np.asarray(single_q_pi, dtype=float)))),
+            )
             differing += int(np.any(actions[i] != np.asarray(action, dtype=int)))
     return dev, differing, batch_size
 
@@ -216,10 +220,17 @@ class Batch(SizeGrid):
         points = []
         for mode in settings["modes"]:
             for batch_size in settings["batch_sizes"]:
-                point = {"cell": f"{mode}-b{batch_size}", "mode": mode, "batch_size": batch_size,
-                         "states": settings["states"], "obs": settings["observations"],
-                         "actions": settings["actions"], "horizon": 1,
-                         "rounds": settings["rounds"], "samples": settings["samples"]}
+                point = {
+                    "cell": f"{mode}-b{batch_size}",
+                    "mode": mode,
+                    "batch_size": batch_size,
+                    "states": settings["states"],
+                    "obs": settings["observations"],
+                    "actions": settings["actions"],
+                    "horizon": 1,
+                    "rounds": settings["rounds"],
+                    "samples": settings["samples"],
+                }
                 if mode == "multiprocessing":
                     point["threads"] = settings["processes"]
                 if mode != "vectorised":
@@ -263,14 +274,19 @@ class Batch(SizeGrid):
         out = {"memory_per_agent_bytes": None, "beliefs_parameters_bytes": None}
         if point["mode"] == "vectorised":
             Runner = get_engine(_batched_form(_variant_of(Agent)))
-            dev, differing, checked = check_batch(Runner, Agent, kwargs, stream[:CHECK_STEPS], seed % 2**32,
-                                                  point["threads"])
+            dev, differing, checked = check_batch(
+                Runner, Agent, kwargs, stream[:CHECK_STEPS], seed % 2**32, point["threads"]
+            )
             out.update({"batch_dev": dev, "batch_n_action_diff": differing, "batch_agents_checked": checked})
             runner = Runner(kwargs, batch_size, seed=seed % 2**32, threads=point["threads"])
             if hasattr(runner, "memory"):
                 memory = runner.memory()
-                out.update({"memory_per_agent_bytes": memory["per_agent"],
-                            "beliefs_parameters_bytes": memory.get("beliefs_and_parameters")})
+                out.update(
+                    {
+                        "memory_per_agent_bytes": memory["per_agent"],
+                        "beliefs_parameters_bytes": memory.get("beliefs_and_parameters"),
+                    }
+                )
         elif point["mode"] == "sequential":
             tracemalloc.start()
             runner = _Sequential(Agent, kwargs, batch_size, self.step)
@@ -283,7 +299,7 @@ class Batch(SizeGrid):
             durations = []
             for k in range(samples):
                 t0 = time.perf_counter()
-                for batch in stream[1 + k * rounds:1 + (k + 1) * rounds]:
+                for batch in stream[1 + k * rounds : 1 + (k + 1) * rounds]:
                     runner.step(batch)
                 durations.append(time.perf_counter() - t0)
             workers = len(runner.workers()) if hasattr(runner, "workers") else 1
@@ -291,6 +307,10 @@ class Batch(SizeGrid):
             runner.close()
         summary = stats.summarise(durations, timing.get("unstable_iqr_ratio", 0.25), seed=seed % 2**32)
         steps = batch_size * rounds
-        return {**out, "throughput_agent_steps_s": steps / summary["step_time_s"],
-                "throughput_ci_low": steps / summary["ci_high_s"], "throughput_ci_high": steps / summary["ci_low_s"],
-                "batch_workers": workers}
+        return {
+            **out,
+            "throughput_agent_steps_s": steps / summary["step_time_s"],
+            "throughput_ci_low": steps / summary["ci_high_s"],
+            "throughput_ci_high": steps / summary["ci_low_s"],
+            "batch_workers": workers,
+        }

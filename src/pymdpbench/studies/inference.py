@@ -21,5 +21,7 @@ class Inference(SizeGrid):
         return sized + self.named_points(settings, [1])
 
     def empty_reason(self, settings):
-        return (f"every states x observations x actions is above max_size_product {settings['max_size_product']:,} "
-                "(raise it or add smaller sizes)")
+        return (
+            f"every states x observations x actions is above max_size_product {settings['max_size_product']:,} "
+            "(raise it or add smaller sizes)"
+        )

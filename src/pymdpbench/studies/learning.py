@@ -67,7 +67,7 @@ def episodes_to_converge(goal_rate, window=CONVERGENCE_WINDOW, tolerance=CONVERG
 def final_goal_rate(goal_rate, window=CONVERGENCE_WINDOW):
     """Mean goal rate of the last ``window`` episodes."""
     rates = np.asarray(goal_rate, dtype=float)
-    return float(rates[-min(window, len(rates)):].mean())
+    return float(rates[-min(window, len(rates)) :].mean())
 
 
 def uninformed_priors(model, concentration, pB_noise):
@@ -127,11 +127,19 @@ class Learning(Study):
 
     def points(self, settings):
         """One point per learning configuration; the task settings are shared by all."""
-        shared = {key: settings[key] for key in ("episodes", "steps", "runs", "horizon", "prior_concentration",
-                                                 "pB_noise", "reward_probability")}
-        return [{"cell": f"lr{exact_number(c['lr'])}-pig{int(c['param_info_gain'])}-e{settings['episodes']}x{settings['steps']}",
-                 "lr": float(c["lr"]), "param_info_gain": bool(c["param_info_gain"]), **shared}
-                for c in settings["configs"]]
+        shared = {
+            key: settings[key]
+            for key in ("episodes", "steps", "runs", "horizon", "prior_concentration", "pB_noise", "reward_probability")
+        }
+        return [
+            {
+                "cell": f"lr{exact_number(c['lr'])}-pig{int(c['param_info_gain'])}-e{settings['episodes']}x{settings['steps']}",
+                "lr": float(c["lr"]),
+                "param_info_gain": bool(c["param_info_gain"]),
+                **shared,
+            }
+            for c in settings["configs"]
+        ]
 
     def _tmaze(self, point):
         from pymdpbench.named import build_tmaze
@@ -141,11 +149,19 @@ class Learning(Study):
 
     def row_parameters(self, point):
         model = self._tmaze(point)
-        return {"p_states": int(np.prod(model.num_states)), "p_obs": int(np.prod(model.num_obs)),
-                "p_actions": int(np.prod(model.num_controls)), "p_horizon": point["horizon"],
-                "p_factors": len(model.num_states), "p_modalities": len(model.num_obs), "model": "tmaze",
-                "p_lr": point["lr"], "p_param_info_gain": point["param_info_gain"],
-                "p_episodes": point["episodes"], "p_episode_steps": point["steps"]}
+        return {
+            "p_states": int(np.prod(model.num_states)),
+            "p_obs": int(np.prod(model.num_obs)),
+            "p_actions": int(np.prod(model.num_controls)),
+            "p_horizon": point["horizon"],
+            "p_factors": len(model.num_states),
+            "p_modalities": len(model.num_obs),
+            "model": "tmaze",
+            "p_lr": point["lr"],
+            "p_param_info_gain": point["param_info_gain"],
+            "p_episodes": point["episodes"],
+            "p_episode_steps": point["steps"],
+        }
 
     def options(self, point):
         """The model, plus ``learning``, the learning rates, ``use_param_info_gain`` and ``density``
@@ -153,10 +169,19 @@ class Learning(Study):
         model = self.build_model(point, 0)
         entries = [*model.pA, *model.pB]
         density = sum(int(np.count_nonzero(p)) for p in entries) / sum(p.size for p in entries)
-        return {"num_states": model.num_states, "num_obs": model.num_obs, "num_controls": model.num_controls,
-                "policy_len": point["horizon"], "A_factor_list": None, "B_factor_list": None,
-                "learning": True, "lr_pA": point["lr"], "lr_pB": point["lr"],
-                "use_param_info_gain": point["param_info_gain"], "density": density}
+        return {
+            "num_states": model.num_states,
+            "num_obs": model.num_obs,
+            "num_controls": model.num_controls,
+            "policy_len": point["horizon"],
+            "A_factor_list": None,
+            "B_factor_list": None,
+            "learning": True,
+            "lr_pA": point["lr"],
+            "lr_pB": point["lr"],
+            "use_param_info_gain": point["param_info_gain"],
+            "density": density,
+        }
 
     def model_entries(self, point):
         """Known without building the model, so the pipeline's resource estimate does not import pymdp."""
@@ -173,8 +198,12 @@ class Learning(Study):
         return model
 
     def agent_options(self, point):
-        return {"policy_len": point["horizon"], "lr_pA": point["lr"], "lr_pB": point["lr"],
-                "use_param_info_gain": point["param_info_gain"]}
+        return {
+            "policy_len": point["horizon"],
+            "lr_pA": point["lr"],
+            "lr_pB": point["lr"],
+            "use_param_info_gain": point["param_info_gain"],
+        }
 
     def step(self, agent, obs):
         """infer_states, update_A, update_B, infer_policies, sample_action."""
@@ -185,14 +214,19 @@ class Learning(Study):
         variant): per episode the share of runs that reached the goal, their mean reward and mean
         seconds per learning step; then the convergence measure of the goal-rate curve."""
         seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(point["runs"])]
-        kwargs = {**kwargs, **self.build_model(point, 0).agent_kwargs()}  # the prior afresh, whatever earlier agents did to theirs
+        kwargs = {
+            **kwargs,
+            **self.build_model(point, 0).agent_kwargs(),
+        }  # the prior afresh, whatever earlier agents did to theirs
         played = [play(Agent, kwargs, point, s) for s in seeds]
         rewards = np.array([r for r, _ in played])
         step_times = np.array([t for _, t in played])
         goal_rate = (rewards > 0).mean(axis=0)
-        return {"learning_runs": point["runs"],
-                "episode_goal_rate": goal_rate.tolist(),
-                "episode_reward": rewards.mean(axis=0).tolist(),
-                "episode_step_time_s": step_times.mean(axis=0).tolist(),
-                "episodes_to_converge": episodes_to_converge(goal_rate),
-                "final_goal_rate": final_goal_rate(goal_rate)}
+        return {
+            "learning_runs": point["runs"],
+            "episode_goal_rate": goal_rate.tolist(),
+            "episode_reward": rewards.mean(axis=0).tolist(),
+            "episode_step_time_s": step_times.mean(axis=0).tolist(),
+            "episodes_to_converge": episodes_to_converge(goal_rate),
+            "final_goal_rate": final_goal_rate(goal_rate),
+        }

@@ -52,16 +52,30 @@ class Memory(SizeGrid):
         points = []
         for states in settings["states"]:
             for density in settings["densities"]:
-                point = {"cell": f"s{states}-d{exact_number(density)}", "states": states,
-                         "obs": max(1, math.ceil(states * settings["obs_per_state"])),
-                         "actions": settings["actions"], "horizon": 1, "density": float(density)}
+                point = {
+                    "cell": f"s{states}-d{exact_number(density)}",
+                    "states": states,
+                    "obs": max(1, math.ceil(states * settings["obs_per_state"])),
+                    "actions": settings["actions"],
+                    "horizon": 1,
+                    "density": float(density),
+                }
                 if cap is not None:
                     point["memory_cap_mb"] = cap
                 points.append(point)
         k = settings.get("nnz_per_column", 4)
         for states in settings.get("structured_states", []):
-            points.append({"cell": f"s{states}-k{k}", "states": states, "obs": states, "actions": settings["actions"],
-                           "horizon": 1, "density": None, "nnz_per_column": k})
+            points.append(
+                {
+                    "cell": f"s{states}-k{k}",
+                    "states": states,
+                    "obs": states,
+                    "actions": settings["actions"],
+                    "horizon": 1,
+                    "density": None,
+                    "nnz_per_column": k,
+                }
+            )
         return points
 
     def density(self, point):
@@ -98,5 +112,6 @@ class Memory(SizeGrid):
     def build_model(self, point, seed):
         if point["density"] is None:
             return sparse_model(seed, point["states"], point["obs"], point["actions"], point["nnz_per_column"])
-        return random_model(seed, [point["states"]], [point["obs"]], [point["actions"]],
-                            density=point["density"], name="random")
+        return random_model(
+            seed, [point["states"]], [point["obs"]], [point["actions"]], density=point["density"], name="random"
+        )

@@ -18,13 +18,22 @@ class Planning(SizeGrid):
     figures = ["horizon", "speedup", "deviation"]
 
     def points(self, settings):
-        sized = [self.point(settings["states"], settings["observations"], settings["actions"], h)
-                 for h in settings["horizons"]]
+        sized = [
+            self.point(settings["states"], settings["observations"], settings["actions"], h)
+            for h in settings["horizons"]
+        ]
         points = sized + self.named_points(settings, settings["horizons"])
         algorithms = settings.get("algorithms", ["vanilla"])
-        return [{**p, "cell": p["cell"] + SUFFIX[algo], "algorithm": algo,
-                 "inference_horizon": settings.get("inference_horizon", 2)}
-                for algo in algorithms for p in points]
+        return [
+            {
+                **p,
+                "cell": p["cell"] + SUFFIX[algo],
+                "algorithm": algo,
+                "inference_horizon": settings.get("inference_horizon", 2),
+            }
+            for algo in algorithms
+            for p in points
+        ]
 
     def row_parameters(self, point):
         return {**super().row_parameters(point), "p_algorithm": point.get("algorithm", "vanilla")}

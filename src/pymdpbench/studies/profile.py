@@ -53,26 +53,55 @@ def top_functions(stats, top):
     by_own = sorted(entries, key=lambda k: entries[k][2], reverse=True)[:top]
     by_cumulative = sorted(entries, key=lambda k: entries[k][3], reverse=True)[:top]
     keys = sorted(set(by_own) | set(by_cumulative), key=lambda k: (-entries[k][2], function_name(k)))
-    return {"profile_function": [function_name(k) for k in keys],
-            "profile_calls": [int(entries[k][1]) for k in keys],
-            "profile_own_s": [float(entries[k][2]) for k in keys],
-            "profile_cumulative_s": [float(entries[k][3]) for k in keys],
-            "profile_total_s": float(sum(value[2] for value in entries.values()))}
+    return {
+        "profile_function": [function_name(k) for k in keys],
+        "profile_calls": [int(entries[k][1]) for k in keys],
+        "profile_own_s": [float(entries[k][2]) for k in keys],
+        "profile_cumulative_s": [float(entries[k][3]) for k in keys],
+        "profile_total_s": float(sum(value[2] for value in entries.values())),
+    }
 
 
 def profile_functions(df):
     """The profiled functions of a merged table, one row per (cell, variant, function): calls and
     seconds per step, and the share of the profiled time spent in the function itself (own) and in
     it and what it calls (cumulative)."""
-    columns = ["cell", "variant", "p_states", "p_obs", "p_actions", "p_horizon", "function", "calls_per_step",
-               "own_s_per_step", "cumulative_s_per_step", "own_share", "cumulative_share"]
+    columns = [
+        "cell",
+        "variant",
+        "p_states",
+        "p_obs",
+        "p_actions",
+        "p_horizon",
+        "function",
+        "calls_per_step",
+        "own_s_per_step",
+        "cumulative_s_per_step",
+        "own_share",
+        "cumulative_share",
+    ]
     rows = []
     for _, r in df[df["status"] == "ok"].iterrows():
         steps, total = r["profile_steps"], r["profile_total_s"]
-        for name, calls, own, cumulative in zip(r["profile_function"], r["profile_calls"], r["profile_own_s"],
-                                                r["profile_cumulative_s"]):
-            rows.append([r["cell"], r["variant"], r["p_states"], r["p_obs"], r["p_actions"], r["p_horizon"], name,
-                         calls / steps, own / steps, cumulative / steps, own / total, cumulative / total])
+        for name, calls, own, cumulative in zip(
+            r["profile_function"], r["profile_calls"], r["profile_own_s"], r["profile_cumulative_s"]
+        ):
+            rows.append(
+                [
+                    r["cell"],
+                    r["variant"],
+                    r["p_states"],
+                    r["p_obs"],
+                    r["p_actions"],
+                    r["p_horizon"],
+                    name,
+                    calls / steps,
+                    own / steps,
+                    cumulative / steps,
+                    own / total,
+                    cumulative / total,
+                ]
+            )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -118,8 +147,9 @@ class Profile(SizeGrid):
         """A fresh agent (one warm-up step), then ``profile_steps`` steps under cProfile."""
         agent = Agent(**kwargs)
         num_obs = [a.shape[0] for a in agent.A]
-        observations = [[int(o) for o in obs]
-                        for obs in gate.observation_sequence(seed, num_obs, point["profile_steps"] + 1)]
+        observations = [
+            [int(o) for o in obs] for obs in gate.observation_sequence(seed, num_obs, point["profile_steps"] + 1)
+        ]
         np.random.seed(seed % 2**32)
         self.step(agent, observations[0])
         profiler = cProfile.Profile()

@@ -37,15 +37,13 @@ import operator
 import time
 
 import numpy as np
-
 from pymdp.legacy.agent import Agent as PymdpAgent
 
 from pymdpbench.engines.legacy_math import FPI_DEFAULTS, select_highest
 from pymdpbench.engines.numba import kernels
 
 #: the kernels' (utility, state info gain, pA info gain, pB info gain) switches, made once
-_FLAGS = {tuple(bool(b) for b in bits): np.array(bits, dtype=np.bool_)
-          for bits in np.ndindex(2, 2, 2, 2)}
+_FLAGS = {tuple(bool(b) for b in bits): np.array(bits, dtype=np.bool_) for bits in np.ndindex(2, 2, 2, 2)}
 
 
 def _c_shape(m, c):
@@ -62,8 +60,12 @@ class _Views:
         self.source, self.items, self.arrays, self.volatile = source, items, arrays, volatile
 
     def valid_for(self, source):
-        return (not self.volatile and source is self.source and len(source) == len(self.items)
-                and all(map(operator.is_, source, self.items)))
+        return (
+            not self.volatile
+            and source is self.source
+            and len(source) == len(self.items)
+            and all(map(operator.is_, source, self.items))
+        )
 
 
 class Agent(PymdpAgent):
@@ -73,8 +75,16 @@ class Agent(PymdpAgent):
     dtype = np.float64
 
     #: what the engine keeps between calls (all of it rebuilt on demand)
-    _CACHES = ("_model_cache", "_views", "_policy_cache", "_entropy", "_qs_parts", "_c_checked",
-               "_controls_cache", "_fpi")
+    _CACHES = (
+        "_model_cache",
+        "_views",
+        "_policy_cache",
+        "_entropy",
+        "_qs_parts",
+        "_c_checked",
+        "_controls_cache",
+        "_fpi",
+    )
 
     def __getstate__(self):
         """A copy or a pickle of the agent carries no cache: cached views would point into the
@@ -89,8 +99,12 @@ class Agent(PymdpAgent):
     def _kernel_array(self, array, shape):
         """``array`` reshaped for a kernel: a view when it is a C-contiguous array of the engine's
         dtype, else a converted copy; (array, is_view)."""
-        if (isinstance(array, np.ndarray) and array.dtype == self.dtype and array.flags.c_contiguous
-                and not array.dtype.hasobject):
+        if (
+            isinstance(array, np.ndarray)
+            and array.dtype == self.dtype
+            and array.flags.c_contiguous
+            and not array.dtype.hasobject
+        ):
             return array.reshape(shape), True
         return np.ascontiguousarray(np.asarray(array, dtype=self.dtype)).reshape(shape), False
 
@@ -100,8 +114,13 @@ class Agent(PymdpAgent):
         d = self.__dict__
         source = d.get(name)
         views = d["_views"].get(name) if "_views" in d else None
-        if (views is not None and source is views.source and not views.volatile
-                and len(source) == len(views.items) and all(map(operator.is_, source, views.items))):
+        if (
+            views is not None
+            and source is views.source
+            and not views.volatile
+            and len(source) == len(views.items)
+            and all(map(operator.is_, source, views.items))
+        ):
             return views.arrays
         if source is None:
             return None
@@ -126,11 +145,18 @@ class Agent(PymdpAgent):
         d = self.__dict__
         A, B = d.get("A"), d.get("B")
         cached = d.get("_model_cache")
-        if (cached is not None and A is cached["A_src"] and B is cached["B_src"]
-                and len(A) == len(cached["A_items"]) and len(B) == len(cached["B_items"])
-                and all(map(operator.is_, A, cached["A_items"])) and all(map(operator.is_, B, cached["B_items"]))
-                and d.get("A_factor_list") == cached["afl"] and d.get("B_factor_list") == cached["bfl"]
-                and self.mb_dict["A_factor_list"] == cached["mb_afl"]):
+        if (
+            cached is not None
+            and A is cached["A_src"]
+            and B is cached["B_src"]
+            and len(A) == len(cached["A_items"])
+            and len(B) == len(cached["B_items"])
+            and all(map(operator.is_, A, cached["A_items"]))
+            and all(map(operator.is_, B, cached["B_items"]))
+            and d.get("A_factor_list") == cached["afl"]
+            and d.get("B_factor_list") == cached["bfl"]
+            and self.mb_dict["A_factor_list"] == cached["mb_afl"]
+        ):
             if cached["volatile_A"]:  # arrays read by conversion: converted again, as they are now
                 cached["A"] = self._views_of(A, cached["a_shape"])[0]
             if cached["volatile_B"]:
@@ -140,8 +166,12 @@ class Agent(PymdpAgent):
             return None
         afl, bfl, mb_afl = d.get("A_factor_list"), d.get("B_factor_list"), self.mb_dict["A_factor_list"]
         try:
-            key = (tuple(np.shape(b) for b in B), [list(fl) for fl in afl], [list(fl) for fl in bfl],
-                   [list(fl) for fl in mb_afl])
+            key = (
+                tuple(np.shape(b) for b in B),
+                [list(fl) for fl in afl],
+                [list(fl) for fl in bfl],
+                [list(fl) for fl in mb_afl],
+            )
         except TypeError:
             return None
         structure = self._build_structure(key)
@@ -152,8 +182,19 @@ class Agent(PymdpAgent):
         b_views, volatile_B = self._views_of(B, structure["b_shape"])
         if a_views is None or b_views is None or len(a_views) != len(structure["a_sizes"]):
             return None
-        structure.update(A=a_views, B=b_views, volatile_A=volatile_A, volatile_B=volatile_B, A_src=A, B_src=B,
-                         A_items=list(A), B_items=list(B), afl=key[1], bfl=key[2], mb_afl=key[3])
+        structure.update(
+            A=a_views,
+            B=b_views,
+            volatile_A=volatile_A,
+            volatile_B=volatile_B,
+            A_src=A,
+            B_src=B,
+            A_items=list(A),
+            B_items=list(B),
+            afl=key[1],
+            bfl=key[2],
+            mb_afl=key[3],
+        )
         d["_model_cache"] = structure
         return structure
 
@@ -189,33 +230,43 @@ class Agent(PymdpAgent):
                 if len(fl) > F:
                     return None
                 table[row, 0] = len(fl)
-                table[row, 1:1 + len(fl)] = fl
+                table[row, 1 : 1 + len(fl)] = fl
             return table
 
         for fl in afl + mb_afl:
             if not fl or not all(isinstance(f, (int, np.integer)) and 0 <= f < F for f in fl):
                 return None
+
         def a_shape(m, a):
             shape = np.shape(a)
-            if m >= len(afl) or len(shape) < 2 or any(
-                    shape[1:] != tuple(num_states[f] for f in fl[m]) for fl in (afl, mb_afl)):
+            if (
+                m >= len(afl)
+                or len(shape) < 2
+                or any(shape[1:] != tuple(num_states[f] for f in fl[m]) for fl in (afl, mb_afl))
+            ):
                 return None
             return (shape[0], -1)
 
-        b_shapes = [(num_states[f], int(np.prod([num_states[g] for g in fl])), num_controls[f])
-                    for f, fl in enumerate(bfl)]
+        b_shapes = [
+            (num_states[f], int(np.prod([num_states[g] for g in fl])), num_controls[f]) for f, fl in enumerate(bfl)
+        ]
 
         def b_shape(f, b):
             return b_shapes[f]
 
         return {
-            "a_shape": a_shape, "b_shape": b_shape,
-            "num_states": num_states, "num_controls": np.array(num_controls, dtype=np.int64),
+            "a_shape": a_shape,
+            "b_shape": b_shape,
+            "num_states": num_states,
+            "num_controls": np.array(num_controls, dtype=np.int64),
             "a_sizes": [int(np.prod([num_states[f] for f in fl])) for fl in afl],
-            "deps": deps(afl), "state_deps": deps(mb_afl), "acc_deps": deps([sorted(fl) for fl in mb_afl]),
+            "deps": deps(afl),
+            "state_deps": deps(mb_afl),
+            "acc_deps": deps([sorted(fl) for fl in mb_afl]),
             "plan_acc_deps": deps([sorted(fl) for fl in afl]),
             "b_sizes": [int(np.prod([num_states[g] for g in fl])) for fl in bfl],
-            "no_action": np.zeros(F), "total_states": int(sum(num_states)),
+            "no_action": np.zeros(F),
+            "total_states": int(sum(num_states)),
         }
 
     def _vectors(self, arrays, sizes):
@@ -280,14 +331,15 @@ class Agent(PymdpAgent):
             cached = (key, np.array([key[0], key[1], key[2], bool(key[3])], dtype=self.dtype))
             self.__dict__["_fpi"] = cached
         out = np.empty(structure["total_states"], dtype=self.dtype)
-        if not kernels.infer_states(A, B, prev, first, action, obs, structure["state_deps"],
-                                    structure["acc_deps"], cached[1], out):
+        if not kernels.infer_states(
+            A, B, prev, first, action, obs, structure["state_deps"], structure["acc_deps"], cached[1], out
+        ):
             return None  # an outcome or an action out of range: pymdp computes or raises
         qs = np.empty(len(num_states), dtype=object)
         parts = []
         start = 0
         for f, n in enumerate(num_states):
-            parts.append(out[start:start + n])
+            parts.append(out[start : start + n])
             qs[f] = parts[-1]
             start += n
         self.__dict__["_qs_parts"] = (qs, tuple(parts))
@@ -299,26 +351,38 @@ class Agent(PymdpAgent):
         (else pymdp runs). pymdp's MMP prints its likelihood messages at every sweep; this does not."""
         structure = self._structure()
         params = self.inference_params
-        if (structure is None or not isinstance(params, dict) or set(params) != {"num_iter", "grad_descent", "tau"}
-                or params["grad_descent"] is not True
-                or structure["bfl"] != [[f] for f in range(len(structure["num_states"]))]):
+        if (
+            structure is None
+            or not isinstance(params, dict)
+            or set(params) != {"num_iter", "grad_descent", "tau"}
+            or params["grad_descent"] is not True
+            or structure["bfl"] != [[f] for f in range(len(structure["num_states"]))]
+        ):
             return None
         A, B = structure["A"], structure["B"]
         policies = self._policy_array(structure)
         obs_now = np.asarray(observation)
-        if policies is None or obs_now.dtype.kind not in "iu" or obs_now.shape != (len(A),) or np.any(obs_now < 0) \
-                or any(o >= a.shape[0] for o, a in zip(obs_now, A)):
+        if (
+            policies is None
+            or obs_now.dtype.kind not in "iu"
+            or obs_now.shape != (len(A),)
+            or np.any(obs_now < 0)
+            or any(o >= a.shape[0] for o, a in zip(obs_now, A))
+        ):
             return None
         window = list(self.prev_obs) + [tuple(observation)]
         actions = self.prev_actions
         if len(window) > self.inference_horizon:
-            window = window[-self.inference_horizon:]
+            window = window[-self.inference_horizon :]
             if actions is not None:
-                actions = actions[-(self.inference_horizon - 1):]  # [-0:] keeps every action, as legacy
+                actions = actions[-(self.inference_horizon - 1) :]  # [-0:] keeps every action, as legacy
         try:
             obs = np.array(window, dtype=np.int64).reshape(len(window), len(A))
-            prev_actions = (np.zeros((0, len(B)), dtype=np.int64) if actions is None
-                            else np.stack(actions, 0).astype(np.int64).reshape(-1, len(B)))
+            prev_actions = (
+                np.zeros((0, len(B)), dtype=np.int64)
+                if actions is None
+                else np.stack(actions, 0).astype(np.int64).reshape(-1, len(B))
+            )
         except (TypeError, ValueError):
             return None
         num_states = structure["num_states"]
@@ -326,16 +390,32 @@ class Agent(PymdpAgent):
         beliefs = self.latest_belief
         prior = [beliefs[p] for p in range(len(policies))] if separate else [beliefs]
         prior = [self._vectors(b, num_states) for b in prior]
-        if (any(b is None for b in prior) or prev_actions.shape[0] < len(window) - 1 or np.any(obs < 0)
-                or np.any(obs >= np.array([a.shape[0] for a in A])) or np.any(prev_actions < 0)
-                or np.any(prev_actions >= structure["num_controls"])):
+        if (
+            any(b is None for b in prior)
+            or prev_actions.shape[0] < len(window) - 1
+            or np.any(obs < 0)
+            or np.any(obs >= np.array([a.shape[0] for a in A]))
+            or np.any(prev_actions < 0)
+            or np.any(prev_actions >= structure["num_controls"])
+        ):
             return None
         prior = np.array([np.concatenate(b) for b in prior], dtype=self.dtype)
         P, H = policies.shape[:2]
         qs_out = np.empty((P, len(window) + H, structure["total_states"]), dtype=self.dtype)
         F = np.empty(P, dtype=self.dtype)
-        kernels.mmp_states(A, B, obs, prev_actions, policies, prior, structure["state_deps"],
-                           int(params["num_iter"]), float(params["tau"]), qs_out, F)
+        kernels.mmp_states(
+            A,
+            B,
+            obs,
+            prev_actions,
+            policies,
+            prior,
+            structure["state_deps"],
+            int(params["num_iter"]),
+            float(params["tau"]),
+            qs_out,
+            F,
+        )
         self.prev_obs.append(tuple(observation))
         cuts = np.cumsum(num_states)[:-1]
         qs = np.empty(P, dtype=object)
@@ -353,8 +433,12 @@ class Agent(PymdpAgent):
         place (an in-place edit of them is in the views), else checked and converted."""
         qs = self.__dict__.get("qs")
         cached = self.__dict__.get("_qs_parts")
-        if (cached is not None and qs is cached[0] and len(qs) == len(cached[1])
-                and all(map(operator.is_, qs, cached[1]))):
+        if (
+            cached is not None
+            and qs is cached[0]
+            and len(qs) == len(cached[1])
+            and all(map(operator.is_, qs, cached[1]))
+        ):
             return cached[1]
         return self._vectors(qs, num_states)
 
@@ -374,7 +458,7 @@ class Agent(PymdpAgent):
         if hasattr(self, "q_pi_hist"):
             self.q_pi_hist.append(q_pi)
             if len(self.q_pi_hist) > self.inference_horizon:
-                self.q_pi_hist = self.q_pi_hist[-(self.inference_horizon - 1):]
+                self.q_pi_hist = self.q_pi_hist[-(self.inference_horizon - 1) :]
         self.q_pi = q_pi
         self.G = G
         return q_pi, G
@@ -440,9 +524,23 @@ class Agent(PymdpAgent):
         snapshot, h = self._entropy_cache(A)
         G = np.empty(P, dtype=self.dtype)
         q_pi = np.empty(P, dtype=self.dtype)
-        kernels.policy_values(A, B, C, snapshot, h, np.asarray(E, dtype=self.dtype), qs, policies,
-                              structure["deps"], pA if pA is not None else A, pB if pB is not None else B,
-                              flags, float(self.gamma), G, q_pi)
+        kernels.policy_values(
+            A,
+            B,
+            C,
+            snapshot,
+            h,
+            np.asarray(E, dtype=self.dtype),
+            qs,
+            policies,
+            structure["deps"],
+            pA if pA is not None else A,
+            pB if pB is not None else B,
+            flags,
+            float(self.gamma),
+            G,
+            q_pi,
+        )
         return q_pi, G
 
     def _infer_policies_sophisticated(self):
@@ -461,16 +559,31 @@ class Agent(PymdpAgent):
         C = self._field("C", _c_shape)
         if C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A)):
             return None
-        fpi = np.array([params["num_iter"], params["dF"], params["dF_tol"], bool(params["compute_vfe"])],
-                       dtype=self.dtype)
+        fpi = np.array(
+            [params["num_iter"], params["dF"], params["dF_tol"], bool(params["compute_vfe"])], dtype=self.dtype
+        )
         snapshot, h = self._entropy_cache(A)
         P = len(policies)
         G = np.empty(P, dtype=self.dtype)
         q_pi = np.empty(P, dtype=self.dtype)
-        kernels.sophisticated(A, B, C, snapshot, h, np.concatenate(qs).astype(self.dtype), policies,
-                              structure["deps"], structure["plan_acc_deps"], fpi, int(self.si_horizon),
-                              float(self.si_policy_prune_threshold), float(self.si_state_prune_threshold),
-                              float(self.si_prune_penalty), G, q_pi)
+        kernels.sophisticated(
+            A,
+            B,
+            C,
+            snapshot,
+            h,
+            np.concatenate(qs).astype(self.dtype),
+            policies,
+            structure["deps"],
+            structure["plan_acc_deps"],
+            fpi,
+            int(self.si_horizon),
+            float(self.si_policy_prune_threshold),
+            float(self.si_state_prune_threshold),
+            float(self.si_prune_penalty),
+            G,
+            q_pi,
+        )
         return q_pi, G
 
     def _infer_policies_mmp(self):
@@ -493,15 +606,24 @@ class Agent(PymdpAgent):
         num_states = structure["num_states"]
         try:
             future = [qs[p][-steps:] for p in range(P)]
-            states = np.array([[np.concatenate([np.asarray(q, dtype=self.dtype) for q in beliefs])
-                                for beliefs in sequence] for sequence in future], dtype=self.dtype)
+            states = np.array(
+                [
+                    [np.concatenate([np.asarray(q, dtype=self.dtype) for q in beliefs]) for beliefs in sequence]
+                    for sequence in future
+                ],
+                dtype=self.dtype,
+            )
         except (TypeError, ValueError, IndexError):
             return None
         if states.shape != (P, steps, structure["total_states"]):
             return None
         C = self._field("C", _c_shape)
-        if (C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A))
-                or any(c.shape[1] != 1 and c.shape[1] < steps for c in C)):
+        if (
+            C is None
+            or len(C) != len(A)
+            or any(c.shape[0] != a.shape[0] for c, a in zip(C, A))
+            or any(c.shape[1] != 1 and c.shape[1] < steps for c in C)
+        ):
             return None
         E = np.full(P, 1.0 / P, dtype=self.dtype) if self.E is None else self.E
         if not isinstance(E, np.ndarray) or E.shape != (P,):
@@ -511,9 +633,22 @@ class Agent(PymdpAgent):
         offsets = np.concatenate([[0], np.cumsum(num_states)]).astype(np.int64)
         G = np.empty(P, dtype=self.dtype)
         q_pi = np.empty(P, dtype=self.dtype)
-        kernels.sequence_values(A, C, snapshot, h, np.asarray(E, dtype=self.dtype), F.astype(self.dtype), states,
-                                structure["deps"], offsets, A, flags,
-                                float(self.gamma), G, q_pi)
+        kernels.sequence_values(
+            A,
+            C,
+            snapshot,
+            h,
+            np.asarray(E, dtype=self.dtype),
+            F.astype(self.dtype),
+            states,
+            structure["deps"],
+            offsets,
+            A,
+            flags,
+            float(self.gamma),
+            G,
+            q_pi,
+        )
         return q_pi, G
 
     def _entropy_cache(self, A):
@@ -533,9 +668,13 @@ class Agent(PymdpAgent):
         structure = self._structure()
         policies = self._policy_array(structure) if structure is not None else None
         q_pi = self.q_pi
-        if (policies is None or not isinstance(q_pi, np.ndarray) or q_pi.shape != (len(policies),)
-                or self.sampling_mode not in ("marginal", "full")
-                or self.action_selection not in ("deterministic", "stochastic")):
+        if (
+            policies is None
+            or not isinstance(q_pi, np.ndarray)
+            or q_pi.shape != (len(policies),)
+            or self.sampling_mode not in ("marginal", "full")
+            or self.action_selection not in ("deterministic", "stochastic")
+        ):
             return super().sample_action()
         num_controls = self._controls(policies)
         if num_controls is None:
@@ -544,12 +683,13 @@ class Agent(PymdpAgent):
         stochastic = self.action_selection == "stochastic"
         width = len(policies) if full else int(num_controls.max())
         p = np.empty((len(num_controls), width), dtype=self.dtype)
-        picks = kernels.choose(np.asarray(q_pi, dtype=self.dtype), policies, num_controls, full, stochastic,
-                               float(self.alpha), p)
+        picks = kernels.choose(
+            np.asarray(q_pi, dtype=self.dtype), policies, num_controls, full, stochastic, float(self.alpha), p
+        )
         rows = 1 if full else len(num_controls)
         for f in range(rows):
             if picks[f] < 0:
-                probabilities = self._draw_probabilities(p[f, :len(policies) if full else num_controls[f]])
+                probabilities = self._draw_probabilities(p[f, : len(policies) if full else num_controls[f]])
                 if stochastic:  # ``utils.sample``, ``utils.py:39-42``
                     picks[f] = int(np.where(np.random.multinomial(1, probabilities) == 1)[0][0])
                 else:
@@ -617,10 +757,14 @@ class Agent(PymdpAgent):
         try:
             for model_kwargs, agent_kwargs in [
                 (dict(num_states=[3], num_obs=[2], num_controls=[2]), {}),
-                (dict(num_states=[3], num_obs=[2, 3], num_controls=[2], dirichlet=True),
-                 dict(use_param_info_gain=True, policy_len=2, sampling_mode="full", action_selection="stochastic")),
-                (dict(num_states=[2, 3], num_obs=[2], num_controls=[2, 1], dirichlet=True),
-                 dict(use_param_info_gain=True)),
+                (
+                    dict(num_states=[3], num_obs=[2, 3], num_controls=[2], dirichlet=True),
+                    dict(use_param_info_gain=True, policy_len=2, sampling_mode="full", action_selection="stochastic"),
+                ),
+                (
+                    dict(num_states=[2, 3], num_obs=[2], num_controls=[2, 1], dirichlet=True),
+                    dict(use_param_info_gain=True),
+                ),
             ]:
                 model = random_model(0, **model_kwargs)
                 agent = cls(**model.agent_kwargs(), **agent_kwargs)

@@ -232,7 +232,7 @@ def _posterior(A, obs, log_prior, offsets, deps, acc_deps, fpi, out):
         for m in range(M):
             _contract(ll, ll_start[m], deps, m, q, offsets, new, False)
         for f in range(F):
-            seg = new[offsets[f]:offsets[f + 1]]
+            seg = new[offsets[f] : offsets[f + 1]]
             for i in range(seg.shape[0]):
                 seg[i] += log_prior[offsets[f] + i]
             _softmax_inplace(seg)
@@ -311,7 +311,7 @@ def _ln_preferences(C, horizon, no_total):
             c = C[m]
             col = 0 if c.shape[1] == 1 else t
             n = c.shape[0]
-            seg = out[t, start:start + n]
+            seg = out[t, start : start + n]
             for o in range(n):
                 seg[o] = c[o, col]
             _softmax_inplace(seg)
@@ -415,7 +415,7 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
                     n = _kron_into(deps, M + f, states[t], offsets, parent_in)
                     Bf = B[f]
                     ns_f, nu_f = Bf.shape[0], Bf.shape[2]
-                    kid = kids[t, kid_start[f]:kid_start[f + 1]]
+                    kid = kids[t, kid_start[f] : kid_start[f + 1]]
                     for k in range(ns_f * nu_f):
                         kid[k] = 0
                     for s in range(ns_f):
@@ -427,10 +427,27 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
             for f in range(F):
                 a = policies[p, t, f]
                 ns_f = B[f].shape[0]
-                src = kids[t, kid_start[f] + a * ns_f:kid_start[f] + (a + 1) * ns_f]
-                states[t + 1, offsets[f]:offsets[f + 1]] = src
-            value += _outcome_value(A, WA, lnC[t], h, h_start, o_start, deps, states[t + 1], offsets, use_util,
-                                    use_ig, use_pa, qx, w, qo, obar, tmp_o)
+                src = kids[t, kid_start[f] + a * ns_f : kid_start[f] + (a + 1) * ns_f]
+                states[t + 1, offsets[f] : offsets[f + 1]] = src
+            value += _outcome_value(
+                A,
+                WA,
+                lnC[t],
+                h,
+                h_start,
+                o_start,
+                deps,
+                states[t + 1],
+                offsets,
+                use_util,
+                use_ig,
+                use_pa,
+                qx,
+                w,
+                qo,
+                obar,
+                tmp_o,
+            )
             if use_pb:
                 for f in range(F):
                     a = policies[p, t, f]
@@ -442,7 +459,7 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
                         for j in range(n):
                             acc += Wf[s, j, a] * parent_in[j]
                         tmp_s[s] = acc
-                    value -= _dot(states[t + 1, offsets[f]:offsets[f + 1]], tmp_s[:ns_f])
+                    value -= _dot(states[t + 1, offsets[f] : offsets[f + 1]], tmp_s[:ns_f])
             cum[t + 1] = cum[t] + value
         G[p] = cum[H]
     for p in range(P):
@@ -568,7 +585,7 @@ def mmp_states(A, B, obs, prev_actions, policies, prior, deps, num_iter, tau, qs
                     q[t, offsets[f] + i] = dt.type(1.0) / n
         pr = prior[0] if prior.shape[0] == 1 else prior[p]
         F_total = dt.type(0)
-        for itr in range(num_iter):
+        for _ in range(num_iter):
             F_total = dt.type(0)
             for t in range(infer_len):
                 for f in range(n_factors):
@@ -629,18 +646,21 @@ def mmp_states(A, B, obs, prev_actions, policies, prior, deps, num_iter, tau, qs
                         if t == 0 or t == infer_len - 1:
                             contribution += q[t, o + i] * (dt.type(0.5) * e[i])
                         else:
-                            contribution += q[t, o + i] * (dt.type(0.5) * (e[i] - (n_factors - 1) * lnA_f[i] / n_factors))
+                            contribution += q[t, o + i] * (
+                                dt.type(0.5) * (e[i] - (n_factors - 1) * lnA_f[i] / n_factors)
+                            )
                         tmp[i] = tmp[i] + tau * (e[i] - mean)
                     F_total += contribution
-                    seg = q[t, o:o + n]
+                    seg = q[t, o : o + n]
                     seg[:] = tmp[:n]
                     _softmax_inplace(seg)
         F_out[p] = F_total
 
 
 @njit(**_JIT)
-def _outcome_value(A, WA, lnC_t, h, h_start, o_start, deps, x, offsets, use_util, use_ig, use_pa,
-                   qx, w, qo, obar, tmp_o):
+def _outcome_value(
+    A, WA, lnC_t, h, h_start, o_start, deps, x, offsets, use_util, use_ig, use_pa, qx, w, qo, obar, tmp_o
+):
     """The outcome terms of G at one step with expected states x (packed): for every modality m, with
     q = (x)_{f in AFL[m]} x_f and qo = A_m q,
 
@@ -656,10 +676,10 @@ def _outcome_value(A, WA, lnC_t, h, h_start, o_start, deps, x, offsets, use_util
         Am = A[m]
         no_m = Am.shape[0]
         n = _kron_into(deps, m, x, offsets, qx)
-        qo_m = qo[o_start[m]:o_start[m] + no_m]
+        qo_m = qo[o_start[m] : o_start[m] + no_m]
         _matvec(Am, qx[:n], qo_m)
         if use_util:
-            value += _dot(qo_m, lnC_t[o_start[m]:o_start[m] + no_m])
+            value += _dot(qo_m, lnC_t[o_start[m] : o_start[m] + no_m])
         if use_ig:
             kept = 0
             for s in range(n):
@@ -668,7 +688,7 @@ def _outcome_value(A, WA, lnC_t, h, h_start, o_start, deps, x, offsets, use_util
                     kept += 1
                 else:
                     w[s] = 0
-            value += _dot(w[:n], h[h_start[m]:h_start[m + 1]])
+            value += _dot(w[:n], h[h_start[m] : h_start[m + 1]])
             expected = qo_m
             if kept < n:
                 expected = obar[:no_m]
@@ -720,8 +740,25 @@ def sequence_values(A, C, snapshot, h, E, F, states, deps, offsets, pA, flags, g
     for p in range(P):
         value = dt.type(0)
         for t in range(T):
-            value += _outcome_value(A, WA, lnC[t], h, h_start, o_start, deps, states[p, t], offsets, use_util,
-                                    use_ig, use_pa, qx, w, qo, obar, tmp_o)
+            value += _outcome_value(
+                A,
+                WA,
+                lnC[t],
+                h,
+                h_start,
+                o_start,
+                deps,
+                states[p, t],
+                offsets,
+                use_util,
+                use_ig,
+                use_pa,
+                qx,
+                w,
+                qo,
+                obar,
+                tmp_o,
+            )
         G[p] = value
     for p in range(P):
         q_pi[p] = G[p] * gamma - F[p] + np.log(E[p] + eps)
@@ -778,8 +815,9 @@ def _si_search(A, B, lnC0, h, qs, policies, deps, acc_deps, fpi, horizon, thr_po
                 for j in range(k):
                     acc += Bf[s, j, a] * parent[j]
                 x[offsets[f] + s] = acc
-        G[p] += _outcome_value(A, WA, lnC0, h, h_start, o_start, deps, x, offsets, True, True, False,
-                               qx, w, qo, obar, tmp_o)
+        G[p] += _outcome_value(
+            A, WA, lnC0, h, h_start, o_start, deps, x, offsets, True, True, False, qx, w, qo, obar, tmp_o
+        )
         qo_all[p, :no_total] = qo[:no_total]
     q_pi = G.copy()
     _softmax_inplace(q_pi)
@@ -801,8 +839,22 @@ def _si_search(A, B, lnC0, h, qs, policies, deps, acc_deps, fpi, horizon, thr_po
                     prob *= qo_all[p, o_start[m] + outcome[m]]
                 if prob >= thr_state:
                     _posterior(A, outcome, log_prior, offsets, deps, acc_deps, fpi, posterior)
-                    q_next, G_next = _si_search(A, B, lnC0, h, posterior.copy(), policies, deps, acc_deps, fpi,
-                                                horizon, thr_policy, thr_state, penalty, n + 1)
+                    q_next, G_next = _si_search(
+                        A,
+                        B,
+                        lnC0,
+                        h,
+                        posterior.copy(),
+                        policies,
+                        deps,
+                        acc_deps,
+                        fpi,
+                        horizon,
+                        thr_policy,
+                        thr_state,
+                        penalty,
+                        n + 1,
+                    )
                     G[p] += _dot(q_next, G_next) * prob
                 m = M - 1
                 while m >= 0:
@@ -819,8 +871,9 @@ def _si_search(A, B, lnC0, h, qs, policies, deps, acc_deps, fpi, horizon, thr_po
 
 
 @njit(**_JIT_RECURSIVE)
-def sophisticated(A, B, C, snapshot, h, qs, policies, deps, acc_deps, fpi, horizon, thr_policy, thr_state,
-                  penalty, G, q_pi):
+def sophisticated(
+    A, B, C, snapshot, h, qs, policies, deps, acc_deps, fpi, horizon, thr_policy, thr_state, penalty, G, q_pi
+):
     """Legacy sophisticated inference from the posterior ``qs`` (packed) over one-step ``policies``
     (P, 1, F), to depth ``horizon``: see ``_si_search``. Writes G and q_pi."""
     refresh_entropy(A, snapshot, h)
@@ -828,7 +881,6 @@ def sophisticated(A, B, C, snapshot, h, qs, policies, deps, acc_deps, fpi, horiz
     for m in range(len(A)):
         no_total += A[m].shape[0]
     lnC0 = _ln_preferences(C, 1, no_total)[0]
-    q, g = _si_search(A, B, lnC0, h, qs, policies, deps, acc_deps, fpi, horizon, thr_policy, thr_state,
-                      penalty, 0)
+    q, g = _si_search(A, B, lnC0, h, qs, policies, deps, acc_deps, fpi, horizon, thr_policy, thr_state, penalty, 0)
     G[:] = g
     q_pi[:] = q
