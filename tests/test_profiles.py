@@ -144,3 +144,12 @@ def test_cell_resources_for_points_without_states():
     wildcards = Wildcards(fromdict={"study": "named", "cell": "named", "variant": "standard"})
     assert mem(wildcards, 1) > 8 * 10**9 / 2**20
     assert isinstance(runtime(wildcards, 1), int)
+
+
+def test_cell_runtime_scales_with_the_timing_processes():
+    from pymdpbench import resources
+    from pymdpbench.studies import get_study
+
+    point = {"cell": "s8", "states": 8, "obs": 8, "actions": 4, "horizon": 1}
+    one = resources.cell_runtime_min(get_study("inference"), point, "numba")
+    assert resources.cell_runtime_min(get_study("inference"), point, "numba", processes=5) == 5 * one

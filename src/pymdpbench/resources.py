@@ -34,7 +34,8 @@ def cell_mem_mb(study, point, variant, attempt=1):
     return math.ceil(CELL_BASE_MEM_MB + model_mb) * 2 ** (attempt - 1)
 
 
-def cell_runtime_min(study, point, variant, attempt=1):
-    """Minutes to request for a cell: a fixed start plus one per 128 MiB of model, doubled on each retry."""
+def cell_runtime_min(study, point, variant, attempt=1, processes=1):
+    """Minutes to request for a cell: a fixed start plus one per 128 MiB of model, for each of the
+    ``processes`` its timing runs in (``timing.processes``), doubled on each retry."""
     minutes = CELL_BASE_RUNTIME_MIN + math.ceil(estimated_bytes(study, point, variant) / CELL_BYTES_PER_MINUTE)
-    return minutes * 2 ** (attempt - 1)
+    return minutes * processes * 2 ** (attempt - 1)

@@ -130,5 +130,9 @@ def cell_mem_mb(wildcards, attempt):
 
 def cell_runtime(wildcards, attempt):
     return pymdpbench.resources.cell_runtime_min(
-        get_study(wildcards.study), point_of(wildcards), cell_variant(wildcards), attempt
+        get_study(wildcards.study),
+        point_of(wildcards),
+        cell_variant(wildcards),
+        attempt,
+        config["timing"].get("processes", 1),
     )
