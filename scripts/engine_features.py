@@ -1,5 +1,6 @@
 """Which legacy features each registered engine supports: a markdown table from each engine's
-``supports()`` (which its constructor agrees with), for docs/engines.md.
+``supports()`` (which its constructor agrees with), for docs/engines.md. Method arguments
+(``infer_states(obs, distr_obs=True)``) are not constructor options: each engine's docs say.
 
     python scripts/engine_features.py
 """
@@ -29,7 +30,6 @@ FEATURES = {
     "sophisticated inference": {"sophisticated": True},
     "inductive inference (H)": {"H": obj_array([np.eye(4)[0], np.eye(3)[0]])},
     "stochastic full sampling": {"sampling_mode": "full", "action_selection": "stochastic"},
-    "distributional observations": {"distr_obs": True},
 }
 
 
