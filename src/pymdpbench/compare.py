@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from pymdpbench import gate, harness
-from pymdpbench.engines import get_engine
+from pymdpbench.engines import get_engine, traits
 
 
 def full_step(agent, obs):
@@ -89,11 +89,7 @@ def gate_check(agents, model, observations, action_seed=0):
     report = {}
     for name, agent in agents.items():
         fresh = type(agent)(**model.agent_kwargs(), policy_len=len(agent.policies[0]))
-        forced = (
-            reference.actions
-            if reference is not None and getattr(type(agent), "replays_reference_actions", False)
-            else None
-        )
+        forced = reference.actions if reference is not None and traits(name).rng != "numpy" else None
         trajectory = gate.run_trajectory(fresh, observations, action_seed, forced_actions=forced)
         if reference is None:
             reference = trajectory
