@@ -17,6 +17,7 @@ also stored in the file itself, as the field's metadata:
 
 ```python
 import pyarrow.parquet as pq
+
 pq.read_schema("results/inference.parquet").field("step_time_s").metadata
 # {b'unit': b's', b'description': b'median of samples_s'}
 ```
