@@ -381,6 +381,10 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
     for f in range(F):
         kid_start[f + 1] = kid_start[f] + B[f].shape[0] * B[f].shape[2]
     kids = np.empty((H, kid_start[-1]), dt)
+    nu_max = 1
+    for f in range(F):
+        nu_max = max(nu_max, B[f].shape[2])
+    row_acc = np.empty(nu_max, dt)
     states = np.empty((H + 1, ns_total), dt)
     for f in range(F):
         for i in range(qs[f].shape[0]):
@@ -416,13 +420,15 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
                     Bf = B[f]
                     ns_f, nu_f = Bf.shape[0], Bf.shape[2]
                     kid = kids[t, kid_start[f] : kid_start[f + 1]]
-                    for k in range(ns_f * nu_f):
-                        kid[k] = 0
-                    for s in range(ns_f):
+                    for s in range(ns_f):  # row s of B_f is a contiguous (S, Nu) block: one pass, Nu sums
+                        acc = row_acc[:nu_f]
+                        acc[:] = 0
                         for j in range(n):
                             xj = parent_in[j]
                             for a in range(nu_f):
-                                kid[a * ns_f + s] += Bf[s, j, a] * xj
+                                acc[a] += Bf[s, j, a] * xj
+                        for a in range(nu_f):
+                            kid[a * ns_f + s] = acc[a]
             value = dt.type(0)
             for f in range(F):
                 a = policies[p, t, f]
