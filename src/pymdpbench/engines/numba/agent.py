@@ -48,6 +48,8 @@ _FLAGS = {tuple(bool(b) for b in bits): np.array(bits, dtype=np.bool_) for bits 
 
 def _c_shape(m, c):
     """C[m] as the kernels read it: (No, 1) for a 1-D C (tiled over the horizon), else (No, T)."""
+    if np.ndim(c) not in (1, 2):
+        return None  # pymdp reads C[m][:, t]: anything else is for pymdp to handle
     return (np.shape(c)[0], 1) if np.ndim(c) == 1 else np.shape(c)
 
 
@@ -517,7 +519,7 @@ class Agent(PymdpAgent):
                 flags[2] = True
             if self.pB is not None:
                 pB = self._field("pB", lambda f, p: np.shape(B[f]) if np.size(p) == B[f].size else None)
-                if pB is None:
+                if pB is None or len(pB) != len(B) or any(p.shape != b.shape for p, b in zip(pB, B)):
                     return None
                 flags[3] = True
         flags = _FLAGS[tuple(flags)]
