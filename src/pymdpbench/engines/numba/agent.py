@@ -327,14 +327,10 @@ class Agent(PymdpAgent):
                 action = action.astype(np.float64)
         if prev is None:
             return None
-        key = (params["num_iter"], params["dF"], params["dF_tol"], params["compute_vfe"])
-        cached = self.__dict__.get("_fpi")
-        if cached is None or cached[0] != key:
-            cached = (key, np.array([key[0], key[1], key[2], bool(key[3])], dtype=self.dtype))
-            self.__dict__["_fpi"] = cached
+        fpi = self._fpi_settings(params)
         out = np.empty(structure["total_states"], dtype=self.dtype)
         if not kernels.infer_states(
-            A, B, prev, first, action, obs, structure["state_deps"], structure["acc_deps"], cached[1], out
+            A, B, prev, first, action, obs, structure["state_deps"], structure["acc_deps"], fpi, out
         ):
             return None  # an outcome or an action out of range: pymdp computes or raises
         qs = np.empty(len(num_states), dtype=object)
@@ -429,6 +425,15 @@ class Agent(PymdpAgent):
                     qs[p][t][f] = q
         self.F = F
         return qs
+
+    def _fpi_settings(self, params):
+        """``inference_params`` as the kernels read them, (num_iter, dF, dF_tol, compute_vfe)."""
+        key = (params["num_iter"], params["dF"], params["dF_tol"], params["compute_vfe"])
+        cached = self.__dict__.get("_fpi")
+        if cached is None or cached[0] != key:
+            cached = (key, np.array([key[0], key[1], key[2], bool(key[3])], dtype=self.dtype))
+            self.__dict__["_fpi"] = cached
+        return cached[1]
 
     def _posterior(self, num_states):
         """``self.qs`` as kernel input: the views of the last compiled posterior while they are in
@@ -561,9 +566,7 @@ class Agent(PymdpAgent):
         C = self._field("C", _c_shape)
         if C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A)):
             return None
-        fpi = np.array(
-            [params["num_iter"], params["dF"], params["dF_tol"], bool(params["compute_vfe"])], dtype=self.dtype
-        )
+        fpi = self._fpi_settings(params)
         snapshot, h = self._entropy_cache(A)
         P = len(policies)
         G = np.empty(P, dtype=self.dtype)

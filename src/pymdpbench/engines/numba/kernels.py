@@ -288,6 +288,25 @@ def refresh_entropy(A, snapshot, h):
 
 
 @njit(**_JIT)
+def _outcome_layout(A, B):
+    """Where each modality starts in the packed outcomes (o_start) and in the packed h (h_start),
+    the total outcomes, and the largest joint state space of a modality or of a factor's parents."""
+    M = len(A)
+    no_total = 0
+    s_max = 1
+    h_start = np.zeros(M + 1, np.int64)
+    o_start = np.zeros(M + 1, np.int64)
+    for m in range(M):
+        no_total += A[m].shape[0]
+        s_max = max(s_max, A[m].shape[1])
+        h_start[m + 1] = h_start[m] + A[m].shape[1]
+        o_start[m + 1] = o_start[m] + A[m].shape[0]
+    for f in range(len(B)):
+        s_max = max(s_max, B[f].shape[1])
+    return no_total, s_max, h_start, o_start
+
+
+@njit(**_JIT)
 def _wnorm_masked(p, out):
     """out = W(p) [p > 0] column-wise on a 2-D (rows, columns) array (``maths.py:317-326``)."""
     eps = p.dtype.type(EPS_VAL)
@@ -347,17 +366,7 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
         refresh_entropy(A, snapshot, h)
     offsets = factor_offsets(B)
     ns_total = offsets[-1]
-    no_total = 0
-    s_max = 1
-    h_start = np.zeros(M + 1, np.int64)
-    o_start = np.zeros(M + 1, np.int64)
-    for m in range(M):
-        no_total += A[m].shape[0]
-        s_max = max(s_max, A[m].shape[1])
-        h_start[m + 1] = h_start[m] + A[m].shape[1]
-        o_start[m + 1] = o_start[m] + A[m].shape[0]
-    for f in range(F):
-        s_max = max(s_max, B[f].shape[1])
+    no_total, s_max, h_start, o_start = _outcome_layout(A, B)
     lnC = _ln_preferences(C, H, no_total) if use_util else np.empty((H, 0), dt)
     # W(pA) / W(pB) of this call (pymdp recomputes them at every call too)
     WA = []
@@ -722,15 +731,7 @@ def sequence_values(A, C, snapshot, h, E, F, states, deps, offsets, pA, flags, g
         refresh_entropy(A, snapshot, h)
     M = len(A)
     P, T = states.shape[0], states.shape[1]
-    no_total = 0
-    s_max = 1
-    h_start = np.zeros(M + 1, np.int64)
-    o_start = np.zeros(M + 1, np.int64)
-    for m in range(M):
-        no_total += A[m].shape[0]
-        s_max = max(s_max, A[m].shape[1])
-        h_start[m + 1] = h_start[m] + A[m].shape[1]
-        o_start[m + 1] = o_start[m] + A[m].shape[0]
+    no_total, s_max, h_start, o_start = _outcome_layout(A, A)
     lnC = _ln_preferences(C, T, no_total) if use_util else np.empty((T, 0), dt)
     WA = []
     if use_pa:
@@ -789,17 +790,7 @@ def _si_search(A, B, lnC0, h, qs, policies, deps, acc_deps, fpi, horizon, thr_po
     M = len(A)
     P = policies.shape[0]
     offsets = factor_offsets(B)
-    no_total = 0
-    s_max = 1
-    h_start = np.zeros(M + 1, np.int64)
-    o_start = np.zeros(M + 1, np.int64)
-    for m in range(M):
-        no_total += A[m].shape[0]
-        s_max = max(s_max, A[m].shape[1])
-        h_start[m + 1] = h_start[m] + A[m].shape[1]
-        o_start[m + 1] = o_start[m] + A[m].shape[0]
-    for f in range(len(B)):
-        s_max = max(s_max, B[f].shape[1])
+    no_total, s_max, h_start, o_start = _outcome_layout(A, B)
     WA = [np.empty((1, 1), dt)]
     qx = np.empty(s_max, dt)
     w = np.empty(s_max, dt)
