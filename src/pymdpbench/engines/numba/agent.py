@@ -13,7 +13,8 @@ call to pymdp's own method:
 * ``infer_policies``: every policy list (pymdp's own, ``policies=``, ``num_controls``,
   ``control_fac_idx``), utility, state and parameter information gain --
   :func:`kernels.policy_values`; MMP's G over each policy's inferred future --
-  :func:`kernels.sequence_values`. Sophisticated and inductive (``H``) planning run pymdp's code.
+  :func:`kernels.sequence_values`; sophisticated inference, the recursive search with pymdp's
+  pruning -- :func:`kernels.sophisticated`. Inductive (``H``) planning runs pymdp's code.
 * ``sample_action``: the marginal or full choice and its softmax in :func:`kernels.choose`; the
   random draws in numpy, with exactly legacy's calls on numpy's global RNG.
 
@@ -26,8 +27,8 @@ array is replaced (checked by identity); an array that is not C-contiguous in th
 converted at every call (correct, slower). The policy arrays are made read-only when first used,
 so that editing one in place raises instead of being missed; a replaced policy is seen.
 
-Anything the compiled paths do not cover -- sophisticated and inductive planning, MMP with factor
-interactions or without gradient descent, ``distr_obs=True``, out-of-range observations,
+Anything the compiled paths do not cover -- inductive planning, MMP with factor interactions or
+without gradient descent, ``distr_obs=True``, out-of-range observations,
 inconsistent shapes, learning -- runs pymdp's own method, with pymdp's numbers and pymdp's errors.
 (pymdp's MMP prints its likelihood messages at every sweep; the compiled MMP does not.)
 """
