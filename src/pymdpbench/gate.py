@@ -22,11 +22,6 @@ import numpy as np
 
 from pymdpbench.engines.base import TIE_TOL, action_marginals
 
-#: Per-dtype tolerances on max |qs|, |q_pi| and |G| / max(1, |G_ref|) deviation.
-#: float64 engines: 1e-10 (pymdp.legacy reproduces itself to ~1e-13). float32 engines: 1e-4
-#: (q_pi differs by up to ~6e-5 at float32 resolution). Engines may declare their own ``tolerance``.
-TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
-
 
 @dataclass
 class Trajectory:

@@ -8,12 +8,12 @@ import pytest
 import scipy.sparse as sp
 
 from pymdpbench import gate
-from pymdpbench.engines import get_engine
+from pymdpbench.engines import get_engine, traits
 from pymdpbench.engines.base import normalise, obj_array
 from pymdpbench.engines.sparse import Agent, SparseLikelihood, SparseTransitions, to_dense
 from pymdpbench.models import random_model, sparse_model
 
-TOL = gate.TOLERANCE["float64"]
+TOL = traits("sparse").tolerance
 MODES = [("marginal", "deterministic"), ("marginal", "stochastic"), ("full", "deterministic"), ("full", "stochastic")]
 
 
