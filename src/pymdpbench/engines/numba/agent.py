@@ -649,7 +649,6 @@ class Agent(PymdpAgent):
             states,
             structure["deps"],
             offsets,
-            A,
             flags,
             float(self.gamma),
             G,

@@ -717,28 +717,22 @@ def _outcome_value(
 
 
 @njit(**_JIT)
-def sequence_values(A, C, snapshot, h, E, F, states, deps, offsets, pA, flags, gamma, G, q_pi):
+def sequence_values(A, C, snapshot, h, E, F, states, deps, offsets, flags, gamma, G, q_pi):
     """G and q_pi = softmax(gamma G - F + ln(E + 1e-16)) of policies whose expected states are given
     (MMP: ``control.py:177-268``, ``update_posterior_policies_full_factorized``): G_p is the sum over
     the T given steps ``states[p]`` (T, sum Ns) of ``_outcome_value``, with ln softmax(C) read at
     steps 0..T-1. F: the policies' free energy; offsets (F + 1,): where each factor starts in a packed
-    state. flags: utility, state IG, pA IG (with pA; pymdp's MMP path itself fails on parameter
-    information gain, so the engine does not call this with it)."""
+    state. flags: utility, state IG (pymdp's MMP path fails on parameter information gain, so there
+    is none here)."""
     dt = G.dtype
     eps = dt.type(EPS_VAL)
-    use_util, use_ig, use_pa = flags[0], flags[1], flags[2]
+    use_util, use_ig = flags[0], flags[1]
     if use_ig:
         refresh_entropy(A, snapshot, h)
-    M = len(A)
     P, T = states.shape[0], states.shape[1]
     no_total, s_max, h_start, o_start = _outcome_layout(A, A)
     lnC = _ln_preferences(C, T, no_total) if use_util else np.empty((T, 0), dt)
-    WA = []
-    if use_pa:
-        for m in range(M):
-            wa = np.empty((pA[m].shape[0], pA[m].shape[1]), dt)
-            _wnorm_masked(pA[m], wa)
-            WA.append(wa)
+    WA = [np.empty((1, 1), dt)]  # no parameter information gain
     qx = np.empty(s_max, dt)
     w = np.empty(s_max, dt)
     qo = np.empty(max(1, no_total), dt)
@@ -759,7 +753,7 @@ def sequence_values(A, C, snapshot, h, E, F, states, deps, offsets, pA, flags, g
                 offsets,
                 use_util,
                 use_ig,
-                use_pa,
+                False,
                 qx,
                 w,
                 qo,
