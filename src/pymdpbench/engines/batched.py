@@ -433,10 +433,12 @@ def _learn_batch(model, pA, pB, state, observations, qs_prev, learn_modalities, 
                         Bt[i, a, s, r] = pB[i, a, s, r] / total
 
 
+# The parallel builds are not cached on disk: numba's cache is keyed by the Python function, so a
+# cached serial build of the same function would be loaded for them (and run on one thread).
 _step_serial = njit(**_JIT)(_step_batch)
-_step_parallel = njit(parallel=True, **_JIT)(_step_batch)
+_step_parallel = njit(parallel=True, **{**_JIT, "cache": False})(_step_batch)
 _learn_serial = njit(**_JIT)(_learn_batch)
-_learn_parallel = njit(parallel=True, **_JIT)(_learn_batch)
+_learn_parallel = njit(parallel=True, **{**_JIT, "cache": False})(_learn_batch)
 
 
 def _padded(array, dtype):
