@@ -62,7 +62,7 @@ from pymdp import learning  # noqa: E402
 from pymdp.agent import Agent as JaxAgent  # noqa: E402
 from pymdp.legacy.agent import Agent as PymdpLegacyAgent  # noqa: E402
 
-from pymdpbench.engines.base import EPS_VAL, LegacyAgent, normalise, obj_array  # noqa: E402
+from pymdpbench.engines.base import EPS_VAL, LegacyAgent, obj_array  # noqa: E402
 
 #: Legacy's FPI settings (``legacy/agent.py:923-927``); JAX runs ``num_iter`` sweeps, no dF stop.
 DEFAULT_INFERENCE_PARAMS = {"num_iter": 10, "dF": 1.0, "dF_tol": 0.001, "compute_vfe": True}
@@ -707,26 +707,6 @@ class Agent(LegacyAgent):
         return time.perf_counter() - t0
 
     # --- legacy interface -------------------------------------------------------------------
-
-    def reset(self, init_qs=None):
-        """Legacy ``reset`` (``legacy/agent.py:349-394``, VANILLA): uniform (or given) qs, time 0,
-        and A = E[pA], B = E[pB] when learning."""
-        self.curr_timestep = 0
-        self.qs = obj_array([np.ones(n) / n for n in self.num_states]) if init_qs is None else init_qs
-        if self.pA is not None:
-            self.A = obj_array([normalise(p) for p in self.pA])
-        if self.pB is not None:
-            self.B = obj_array([normalise(p) for p in self.pB])
-        return self.qs
-
-    def step_time(self):
-        """Legacy ``step_time`` (``legacy/agent.py:396-418``, VANILLA): record the action, advance time."""
-        if self.prev_actions is None:
-            self.prev_actions = [self.action]
-        else:
-            self.prev_actions.append(self.action)
-        self.curr_timestep += 1
-        return self.curr_timestep
 
     def infer_states(self, observation, distr_obs=False):
         """Posterior over hidden states: prior D at the first step, else ``B[..., action] @ qs``."""
