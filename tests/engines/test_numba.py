@@ -14,8 +14,7 @@ from pymdpbench.models import random_model
 Agent = numba_engine.Agent
 
 
-@pytest.fixture
-def no_pymdp_paths(monkeypatch):
+def forbid_pymdp_paths(monkeypatch):
     """pymdp's own infer_states / infer_policies / sample_action made to fail: only compiled paths run."""
 
     def fail(*args, **kwargs):
@@ -23,6 +22,11 @@ def no_pymdp_paths(monkeypatch):
 
     for name in ("infer_states", "infer_policies", "sample_action"):
         monkeypatch.setattr(PymdpAgent, name, fail)
+
+
+@pytest.fixture
+def no_pymdp_paths(monkeypatch):
+    forbid_pymdp_paths(monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -102,3 +106,34 @@ def test_a_copied_agent_reads_its_own_arrays():
     reference.C[0][1] = 4.0
     np.testing.assert_allclose(twin.infer_policies()[1], reference.infer_policies()[1], atol=1e-12)
     assert not np.allclose(agent.infer_policies()[1], twin.infer_policies()[1])
+
+
+def test_arrays_read_through_buffers_take_the_compiled_path_and_their_edits_are_seen(monkeypatch):
+    """A transposed B (pymdp's T-maze has one) and an int C are read through buffers refilled at every
+    call: the compiled path runs, and an in-place edit of the original arrays is what it computes."""
+    import copy
+
+    model = random_model(7, [4, 3], [4, 3], [3, 2])
+    kwargs = model.agent_kwargs()
+    kwargs["B"][0] = np.asfortranarray(kwargs["B"][0])
+    kwargs["C"][0] = np.array([0, 1, 2, 0])
+    assert not kwargs["B"][0].flags.c_contiguous
+
+    def run(cls):
+        np.random.seed(3)
+        agent = cls(**copy.deepcopy(kwargs), policy_len=2)
+        rows = []
+        for t, obs in enumerate(gate.observation_sequence(7, model.num_obs, 4)):
+            if t == 2:
+                agent.B[0][:, :, 0] = agent.B[0][:, :, 1]
+                agent.C[0][2] = 5
+            qs = agent.infer_states([int(o) for o in obs])
+            q_pi, G = agent.infer_policies()
+            rows.append((np.concatenate(qs), q_pi, G, agent.sample_action()))
+        return rows
+
+    reference = run(get_engine("standard"))
+    forbid_pymdp_paths(monkeypatch)
+    for ref, got in zip(reference, run(Agent)):
+        for x, y in zip(ref, got):
+            np.testing.assert_allclose(y, x, atol=1e-12)

@@ -23,8 +23,9 @@ copies) at every call, so an assignment (``agent.C = ...``) or an in-place edit
 (``agent.C[1][1] = 3.0``, ``agent.A[0][:, 2] = ...``) is what the next call computes with, as in
 pymdp. The one value kept between calls, the entropy term h = sum_o A ln(A + e^-16), is checked
 against a snapshot of A at every call and recomputed where A differs. Views are rebuilt when an
-array is replaced (checked by identity); an array that is not C-contiguous in the engine's dtype is
-converted at every call (correct, slower). The policy arrays are made read-only when first used,
+array is replaced (checked by identity); an array that is not C-contiguous in the engine's dtype
+(pymdp's T-maze builds a transposed B) is read through a buffer of its own, refilled from it at
+every call. The policy arrays are made read-only when first used,
 so that editing one in place raises instead of being missed; a replaced policy is seen.
 
 Anything the compiled paths do not cover -- inductive planning, MMP with factor interactions or
@@ -54,21 +55,45 @@ def _c_shape(m, c):
     return (np.shape(c)[0], 1) if np.ndim(c) == 1 else np.shape(c)
 
 
+def _members(source):
+    """The items of an object array (or a list) as a list, cheaply (no copies of the items)."""
+    return source.tolist() if type(source) is np.ndarray and source.dtype == object else list(source)
+
+
+def _same_items(members, items):
+    """Whether two lists hold the same objects (by identity), in order."""
+    return len(members) == len(items) and False not in map(operator.is_, members, items)
+
+
 class _Views:
-    """Kernel-ready arrays of one model field, and what they were built from (to know when to rebuild)."""
+    """Kernel-ready arrays of one model field and what they were built from (to know when to rebuild).
 
-    __slots__ = ("source", "items", "arrays", "volatile")
+    An array that cannot be read as a view (not C-contiguous, another dtype, a list) is read
+    through a buffer of its own, refilled from it at every call (``current``): what the kernels
+    see is always what the field holds now."""
 
-    def __init__(self, source, items, arrays, volatile):
-        self.source, self.items, self.arrays, self.volatile = source, items, arrays, volatile
+    __slots__ = ("source", "items", "arrays", "copies")
+
+    def __init__(self, source, items, arrays, copies):
+        self.source, self.items, self.arrays, self.copies = source, items, arrays, copies
 
     def valid_for(self, source):
-        return (
-            not self.volatile
-            and source is self.source
-            and len(source) == len(self.items)
-            and all(map(operator.is_, source, self.items))
-        )
+        """``source`` is the object these views were built from, holding the same items."""
+        if source is not self.source:
+            return False
+        return _same_items(_members(source), self.items)
+
+    def current(self):
+        """The arrays, the buffered ones refilled from their sources; None when a source no longer
+        fits its buffer (then the views are rebuilt)."""
+        for item, buffer in self.copies:
+            if np.shape(item) != buffer.shape:
+                return None
+            try:
+                np.copyto(buffer, item, casting="unsafe")
+            except (TypeError, ValueError):
+                return None
+        return self.arrays
 
 
 class Agent(PymdpAgent):
@@ -99,46 +124,42 @@ class Agent(PymdpAgent):
 
     # ---- kernel-ready views ----------------------------------------------------------------
 
-    def _kernel_array(self, array, shape):
-        """``array`` reshaped for a kernel: a view when it is a C-contiguous array of the engine's
-        dtype, else a converted copy; (array, is_view)."""
-        if (
-            isinstance(array, np.ndarray)
-            and array.dtype == self.dtype
-            and array.flags.c_contiguous
-            and not array.dtype.hasobject
-        ):
-            return array.reshape(shape), True
-        return np.ascontiguousarray(np.asarray(array, dtype=self.dtype)).reshape(shape), False
-
-    def _field(self, name, shape_of):
-        """The tuple of kernel views of model field ``name`` (A, B, C, pA, pB), cached while the same
-        arrays are in place. ``shape_of(i, array)`` gives the kernel shape or None when unusable."""
-        d = self.__dict__
-        source = d.get(name)
-        views = d["_views"].get(name) if "_views" in d else None
-        if (
-            views is not None
-            and source is views.source
-            and not views.volatile
-            and len(source) == len(views.items)
-            and all(map(operator.is_, source, views.items))
-        ):
-            return views.arrays
-        if source is None:
-            return None
-        items = list(source)
-        arrays, volatile = [], False
+    def _make_views(self, source, shape_of):
+        """A :class:`_Views` of the arrays of one field (A, B, C, pA, pB) reshaped for a kernel:
+        views where an array is C-contiguous in the engine's dtype, else buffers refilled at every
+        call. ``shape_of(i, array)`` gives the kernel shape, or None when unusable (then None)."""
+        items = _members(source)
+        arrays, copies = [], []
         for i, item in enumerate(items):
             shape = shape_of(i, item)
             if shape is None:
                 return None
-            array, is_view = self._kernel_array(item, shape)
-            arrays.append(array)
-            volatile |= not is_view
-        arrays = tuple(arrays)
-        d.setdefault("_views", {})[name] = _Views(source, items, arrays, volatile)
-        return arrays
+            if isinstance(item, np.ndarray) and item.dtype == self.dtype and item.flags.c_contiguous:
+                arrays.append(item.reshape(shape))
+                continue
+            try:
+                buffer = np.array(item, dtype=self.dtype, order="C")
+            except (TypeError, ValueError):
+                return None
+            arrays.append(buffer.reshape(shape))
+            copies.append((item, buffer))
+        return _Views(source, items, tuple(arrays), tuple(copies))
+
+    def _field(self, name, shape_of):
+        """The kernel arrays of model field ``name`` (C, pA, pB), their views cached while the same
+        arrays are in place; None when unusable."""
+        d = self.__dict__
+        source = d.get(name)
+        cache = d.setdefault("_views", {})
+        views = cache.get(name)
+        if views is not None and views.valid_for(source):
+            arrays = views.current()
+            if arrays is not None:
+                return arrays
+        if source is None:
+            return None
+        views = cache[name] = self._make_views(source, shape_of)
+        return None if views is None else views.current()
 
     def _structure(self):
         """The model as the kernels read it: its shapes (from B and the factor lists) and the kernel
@@ -152,19 +173,19 @@ class Agent(PymdpAgent):
             cached is not None
             and A is cached["A_src"]
             and B is cached["B_src"]
-            and len(A) == len(cached["A_items"])
-            and len(B) == len(cached["B_items"])
-            and all(map(operator.is_, A, cached["A_items"]))
-            and all(map(operator.is_, B, cached["B_items"]))
+            and _same_items(_members(A) + _members(B), cached["items"])
             and d.get("A_factor_list") == cached["afl"]
             and d.get("B_factor_list") == cached["bfl"]
             and self.mb_dict["A_factor_list"] == cached["mb_afl"]
         ):
-            if cached["volatile_A"]:  # arrays read by conversion: converted again, as they are now
-                cached["A"] = self._views_of(A, cached["a_shape"])[0]
-            if cached["volatile_B"]:
-                cached["B"] = self._views_of(B, cached["b_shape"])[0]
+            if cached["buffered"]:  # arrays read through buffers: refilled, as they are now
+                cached["A"] = cached["A_views"].current()
+                cached["B"] = cached["B_views"].current()
+                if cached["A"] is None or cached["B"] is None:
+                    d["_model_cache"] = None
+                    return self._structure()
             return cached
+        d["_model_cache"] = None
         if A is None or B is None:
             return None
         afl, bfl, mb_afl = d.get("A_factor_list"), d.get("B_factor_list"), self.mb_dict["A_factor_list"]
@@ -178,41 +199,27 @@ class Agent(PymdpAgent):
         except TypeError:
             return None
         structure = self._build_structure(key)
-        d["_model_cache"] = None
         if structure is None:
             return None
-        a_views, volatile_A = self._views_of(A, structure["a_shape"])
-        b_views, volatile_B = self._views_of(B, structure["b_shape"])
-        if a_views is None or b_views is None or len(a_views) != len(structure["a_sizes"]):
+        a_views = self._make_views(A, structure["a_shape"])
+        b_views = self._make_views(B, structure["b_shape"])
+        if a_views is None or b_views is None or len(a_views.arrays) != len(structure["a_sizes"]):
             return None
         structure.update(
-            A=a_views,
-            B=b_views,
-            volatile_A=volatile_A,
-            volatile_B=volatile_B,
+            A=a_views.current(),
+            B=b_views.current(),
+            A_views=a_views,
+            B_views=b_views,
             A_src=A,
             B_src=B,
-            A_items=list(A),
-            B_items=list(B),
+            items=a_views.items + b_views.items,
+            buffered=bool(a_views.copies or b_views.copies),
             afl=key[1],
             bfl=key[2],
             mb_afl=key[3],
         )
         d["_model_cache"] = structure
         return structure
-
-    def _views_of(self, source, shape_of):
-        """(kernel views of the arrays of one field, whether any is a converted copy); (None, True)
-        when a shape does not fit."""
-        views, volatile = [], False
-        for i, item in enumerate(source):
-            shape = shape_of(i, item)
-            if shape is None:
-                return None, True
-            array, is_view = self._kernel_array(item, shape)
-            views.append(array)
-            volatile |= not is_view
-        return tuple(views), volatile
 
     def _build_structure(self, key):
         b_shapes, afl, bfl, mb_afl = key
@@ -471,27 +478,32 @@ class Agent(PymdpAgent):
         self.G = G
         return q_pi, G
 
-    def _policy_array(self, structure):
+    def _policy_array(self, structure=None):
         """The policies as a (P, H, F) int array, cached while the same policy arrays are in place
-        (they are made read-only, so none is edited unseen); None when unusable."""
+        (they are made read-only, so none is edited unseen); None when unusable. Checked against
+        the model's factors and actions when ``structure`` is given (``sample_action`` checks them
+        against ``num_controls`` instead)."""
         policies = self.policies
         cached = self.__dict__.get("_policy_cache")
-        if cached is not None and cached[0] is structure and cached[1].valid_for(policies):
-            return cached[1].arrays
-        try:
-            items = list(policies)
-            array = np.array(items, dtype=np.int64)
-        except (TypeError, ValueError):
+        if cached is not None and cached[1].valid_for(policies):
+            array = cached[1].arrays
+        else:
+            try:
+                items = _members(policies)
+                array = np.array(items, dtype=np.int64)
+            except (TypeError, ValueError):
+                return None
+            if array.ndim != 3 or len(array) == 0 or np.any(array < 0):
+                return None
+            for item in items:
+                if isinstance(item, np.ndarray):
+                    item.flags.writeable = False
+            cached = self.__dict__["_policy_cache"] = [None, _Views(policies, items, array, ())]
+        if structure is None or cached[0] is structure:
+            return array
+        if array.shape[2] != len(structure["num_states"]) or np.any(array >= structure["num_controls"]):
             return None
-        F = len(structure["num_states"])
-        if array.ndim != 3 or array.shape[2] != F or len(array) == 0:
-            return None
-        if np.any(array < 0) or np.any(array >= structure["num_controls"]):
-            return None
-        for item in items:
-            if isinstance(item, np.ndarray):
-                item.flags.writeable = False
-        self.__dict__["_policy_cache"] = (structure, _Views(policies, items, array, False))
+        cached[0] = structure
         return array
 
     def _infer_policies_compiled(self):
@@ -670,8 +682,7 @@ class Agent(PymdpAgent):
 
     def sample_action(self):
         """Legacy ``sample_action`` (``agent.py:695-721``): the choice compiled, the draws numpy's."""
-        structure = self._structure()
-        policies = self._policy_array(structure) if structure is not None else None
+        policies = self._policy_array()
         q_pi = self.q_pi
         if (
             policies is None
@@ -681,12 +692,13 @@ class Agent(PymdpAgent):
             or self.action_selection not in ("deterministic", "stochastic")
         ):
             return super().sample_action()
-        num_controls = self._controls(policies)
-        if num_controls is None:
+        controls = self._controls(policies)
+        if controls is None:
             return super().sample_action()
+        num_controls, most = controls
         full = self.sampling_mode == "full"
         stochastic = self.action_selection == "stochastic"
-        width = len(policies) if full else int(num_controls.max())
+        width = len(policies) if full else most
         p = np.empty((len(num_controls), width), dtype=self.dtype)
         picks = kernels.choose(
             np.asarray(q_pi, dtype=self.dtype), policies, num_controls, full, stochastic, float(self.alpha), p
@@ -705,8 +717,8 @@ class Agent(PymdpAgent):
         return action
 
     def _controls(self, policies):
-        """``self.num_controls`` as an int array (what pymdp sizes the marginals by), or None when it
-        does not fit the policies."""
+        """(``self.num_controls`` as an int array, its maximum), what pymdp sizes the marginals by;
+        None when it does not fit the policies."""
         d = self.__dict__
         try:
             current = list(d.get("num_controls"))
@@ -721,8 +733,8 @@ class Agent(PymdpAgent):
             return None
         if array.shape != (policies.shape[2],) or np.any(policies[:, 0, :].max(axis=0) >= array):
             return None
-        d["_controls_cache"] = (policies, current, array)
-        return array
+        d["_controls_cache"] = (policies, current, (array, int(array.max())))
+        return array, int(array.max())
 
     def _draw_probabilities(self, p):
         """The vector legacy's draw sees (float64)."""

@@ -98,20 +98,19 @@ def _pack(vectors, offsets, dtype_of):
 
 
 @njit(**_JIT)
-def _contract(ll, ll_start, deps, m, q, offsets, out, acc_only):
+def _contract(ll, ll_start, deps, m, q, offsets, out, acc_only, idx, size, vals):
     """Expected log-likelihood of modality m per factor, out[f] += sum_{s \\ f} LL_m(s) prod_{g != f} q_g,
     and its full expectation sum_s LL_m(s) prod_g q_g (returned). ``LL_m`` lies at ``ll[ll_start:]``,
-    flattened over the factors listed in ``deps[m]`` (the first most significant)."""
+    flattened over the factors listed in ``deps[m]`` (the first most significant). idx, size (int64)
+    and vals: scratch of at least as many entries as factors."""
     k = deps[m, 0]
-    idx = np.zeros(k, np.int64)
-    size = np.empty(k, np.int64)
     total = 1
     for r in range(k):
         f = deps[m, 1 + r]
         size[r] = offsets[f + 1] - offsets[f]
         total *= size[r]
+        idx[r] = 0
     accuracy = q.dtype.type(0)
-    vals = np.empty(k, q.dtype)
     for j in range(total):
         v = ll[ll_start + j]
         joint = v
@@ -227,10 +226,13 @@ def _posterior(A, obs, log_prior, offsets, deps, acc_deps, fpi, out):
     prev_vfe = _neg_entropy_cross(q, log_prior)
     it = 0
     new = np.empty_like(q)
+    idx = np.empty(F, np.int64)
+    size = np.empty(F, np.int64)
+    vals = np.empty(F, dt)
     while it < num_iter and (dF >= tol or not compute_vfe):
         new[:] = 0
         for m in range(M):
-            _contract(ll, ll_start[m], deps, m, q, offsets, new, False)
+            _contract(ll, ll_start[m], deps, m, q, offsets, new, False, idx, size, vals)
         for f in range(F):
             seg = new[offsets[f] : offsets[f + 1]]
             for i in range(seg.shape[0]):
@@ -240,7 +242,7 @@ def _posterior(A, obs, log_prior, offsets, deps, acc_deps, fpi, out):
         if compute_vfe:
             accuracy = dt.type(0)
             for m in range(M):
-                accuracy += _contract(ll, ll_start[m], acc_deps, m, q, offsets, new, True)
+                accuracy += _contract(ll, ll_start[m], acc_deps, m, q, offsets, new, True, idx, size, vals)
             vfe = _neg_entropy_cross(q, log_prior) - accuracy
             dF = abs(prev_vfe - vfe)
             prev_vfe = vfe
@@ -524,17 +526,17 @@ def choose(q_pi, policies, num_controls, full, stochastic, alpha, p_out):
 
 
 @njit(**_JIT)
-def _contract_factor(row, deps, m, f, q, offsets, out):
+def _contract_factor(row, deps, m, f, q, offsets, out, idx, size):
     """out[i] = sum over the joint states s of modality m with s_f = i of row[s] prod_{g != f} q_g(s_g):
     ``spm_dot(A_m[o], qs[A_factor_list[m]], [position of f])`` (``legacy/maths.py``); row flattened over
-    the factors listed in ``deps[m]``, the first most significant."""
+    the factors listed in ``deps[m]``, the first most significant. idx, size: int64 scratch of at
+    least as many entries as factors."""
     k = deps[m, 0]
-    idx = np.zeros(k, np.int64)
-    size = np.empty(k, np.int64)
     total = 1
     pos = -1
     for r in range(k):
         g = deps[m, 1 + r]
+        idx[r] = 0
         size[r] = offsets[g + 1] - offsets[g]
         total *= size[r]
         if g == f:
@@ -589,6 +591,8 @@ def mmp_states(A, B, obs, prev_actions, policies, prior, deps, num_iter, tau, qs
         ns_max = max(ns_max, B[f].shape[0])
     lnA = np.empty(ns_max, dt)
     tmp = np.empty(ns_max, dt)
+    idx = np.empty(len(B), np.int64)
+    size = np.empty(len(B), np.int64)
     msg = np.empty(ns_max, dt)
     err = np.empty(ns_max, dt)
     for p in range(P):
@@ -616,7 +620,7 @@ def mmp_states(A, B, obs, prev_actions, policies, prior, deps, num_iter, tau, qs
                                 if deps[m, 1 + r] == f:
                                     depends = True
                             if depends:
-                                _contract_factor(A[m][obs[t, m]], deps, m, f, q[t], offsets, tmp[:n])
+                                _contract_factor(A[m][obs[t, m]], deps, m, f, q[t], offsets, tmp[:n], idx, size)
                                 for i in range(n):
                                     lnA_f[i] += np.log(tmp[i] + eps)
                     Bf = B[f]
