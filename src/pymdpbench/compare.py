@@ -66,6 +66,49 @@ def read_bandwidth(nbytes, min_time_s=0.05):
     return x.nbytes * (repeats // 2) / elapsed
 
 
+def peak_flops(n=256, min_time_s=0.05):
+    """Floating-point operations per second of the calling thread at its best: a float64 matrix
+    product of n x n (BLAS, 2 n^3 operations). Pin BLAS to one thread first for a one-thread figure."""
+    a = np.random.default_rng(0).random((n, n))
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    repeats, elapsed = 1, 0.0
+    while elapsed < min_time_s:
+        repeats *= 2
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            np.matmul(a, a, out=out)
+        elapsed = time.perf_counter() - t0
+    return 2 * n**3 * repeats / elapsed
+
+
+def planning_flops(model, policy_len):
+    """Arithmetic of one VANILLA ``infer_policies`` over pymdp's full policy tree, counted as the
+    compiled walk does it, each distinct policy prefix once: for every internal node, each factor's
+    next states under all its actions (2 Ns_f S_f Nu_f, S_f the joint states of the factor's
+    ``B_factor_list``); for every node below the root, each modality's predicted outcomes, utility
+    and state information gain (2 No_m S_m + 4 No_m + 2 S_m, S_m the joint states of its
+    ``A_factor_list``). A lower count than any exact evaluation (the information gain's second pass
+    over the kept states and the logs count as nothing), so ``flops / peak_flops()`` is a lower bound
+    on the step's time."""
+    num_states = model.num_states
+    F = len(num_states)
+    b_lists = model.B_factor_list or [[f] for f in range(F)]
+    a_lists = model.A_factor_list or [list(range(F))] * len(model.num_obs)
+    actions = int(np.prod(model.num_controls))
+    per_parent = sum(
+        2 * ns * int(np.prod([num_states[g] for g in fl])) * nu
+        for ns, nu, fl in zip(num_states, model.num_controls, b_lists)
+    )
+    per_node = 0
+    for no, fl in zip(model.num_obs, a_lists):
+        joint = int(np.prod([num_states[f] for f in fl]))
+        per_node += 2 * no * joint + 4 * no + 2 * joint
+    parents = sum(actions**t for t in range(policy_len))
+    nodes = sum(actions**t for t in range(1, policy_len + 1))
+    return parents * per_parent + nodes * per_node
+
+
 def call_overhead_s():
     """Time of a trivial numba call with two arrays: the floor under any kernel-based step."""
     import numba
