@@ -134,3 +134,18 @@ def test_a_run_of_an_older_schema_stays_comparable(tmp_path):
     result = cli("compare", str(old), str(new), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "6 compared" in result.stdout
+
+
+def test_planning_flops_counts_each_policy_prefix_once():
+    from pymdpbench.models import random_model
+
+    one = random_model(0, [8], [4], [3])
+    # H2: 1 + 3 parents, each 2*8*8*3 flops for the next states; 3 + 9 nodes, each 2*4*8 + 4*4 + 2*8
+    assert compare.planning_flops(one, 2) == 4 * 384 + 12 * 96
+    two = random_model(0, [4, 3], [5], [2, 3], A_factor_list=[[1]])
+    # 6 joint actions, H1: the root's next states for both factors; 6 nodes of one modality over factor 1
+    assert compare.planning_flops(two, 1) == (2 * 4 * 4 * 2 + 2 * 3 * 3 * 3) + 6 * (2 * 5 * 3 + 4 * 5 + 2 * 3)
+
+
+def test_peak_flops_is_a_rate():
+    assert compare.peak_flops(n=32, min_time_s=0.005) > 1e6
