@@ -137,3 +137,43 @@ def test_arrays_read_through_buffers_take_the_compiled_path_and_their_edits_are_
     for ref, got in zip(reference, run(Agent)):
         for x, y in zip(ref, got):
             np.testing.assert_allclose(y, x, atol=1e-12)
+
+
+def _pymdp_generative_models():
+    """pymdp's own generative models beyond the T-maze and grid worlds: the null-outcome T-maze, scene
+    construction (time-varying C, a 48-state factor) and random dot motion."""
+    from pymdp.legacy import utils
+    from pymdp.legacy.envs.tmaze import TMazeEnvNullOutcome
+    from pymdp.legacy.envs.visual_foraging import initialize_RDM_GM, initialize_scene_construction_GM
+
+    env = TMazeEnvNullOutcome()
+    C = utils.obj_array_zeros(env.num_obs)
+    C[1][1], C[1][2] = 3.0, -3.0
+    yield dict(A=env.get_likelihood_dist(), B=env.get_transition_dist(), C=C), 2
+    for build, horizon in ((initialize_scene_construction_GM, 1), (initialize_RDM_GM, 2)):
+        model = build()[0]
+        yield {k: model[k] for k in ("A", "B", "C", "D")}, horizon
+
+
+@pytest.mark.parametrize("kwargs,horizon", list(_pymdp_generative_models()), ids=["tmaze-null", "scene", "rdm"])
+def test_pymdps_own_generative_models_step_as_pymdp(monkeypatch, kwargs, horizon):
+    import copy
+
+    rng = np.random.default_rng(0)
+    stream = [[int(rng.integers(a.shape[0])) for a in kwargs["A"]] for _ in range(6)]
+
+    def run(cls):
+        agent = cls(**copy.deepcopy(kwargs), policy_len=horizon)
+        np.random.seed(1)
+        rows = []
+        for obs in stream:
+            qs = agent.infer_states(obs)
+            q_pi, G = agent.infer_policies()
+            rows.append((np.concatenate(qs), q_pi, G, agent.sample_action()))
+        return rows
+
+    reference = run(PymdpAgent)
+    forbid_pymdp_paths(monkeypatch)
+    for ref, got in zip(reference, run(Agent)):
+        for x, y in zip(ref, got):
+            np.testing.assert_allclose(y, x, atol=1e-10)
