@@ -102,6 +102,15 @@ def test_every_agent_equals_a_numba_agent(policy_len, selection, sampling_mode):
     np.testing.assert_array_equal(batched["rng"], singles["rng"])  # the same numpy draws, in the same order
 
 
+def test_several_blocks_of_agents_equal_numba_agents():
+    # more agents than one block of the shared-model kernel holds, the last block partial
+    model, kwargs = model_kwargs(policy_len=2, action_selection="stochastic")
+    obs = observations(model, 203, steps=2)
+    singles = run_singles(get_engine("numba"), [kwargs] * 203, obs)
+    batched = run_batched(BatchedAgent, kwargs, obs)
+    assert_same(batched, singles, 1e-10)
+
+
 def test_every_agent_equals_pymdps_legacy_agent():
     model, kwargs = model_kwargs(policy_len=2, action_selection="stochastic")
     obs = observations(model, 5)
