@@ -310,8 +310,8 @@ class Agent(PymdpAgent):
 
     def _infer_states_compiled(self, observation):
         structure = self._structure()
-        params = self.inference_params
-        if structure is None or not isinstance(params, dict) or params.keys() != FPI_DEFAULTS.keys():
+        fpi = self._fpi_settings()
+        if structure is None or fpi is None:
             return None
         A, B = structure["A"], structure["B"]
         obs = np.asarray(observation)
@@ -335,7 +335,6 @@ class Agent(PymdpAgent):
                 action = action.astype(np.float64)
         if prev is None:
             return None
-        fpi = self._fpi_settings(params)
         out = np.empty(structure["total_states"], dtype=self.dtype)
         if not kernels.infer_states(
             A, B, prev, first, action, obs, structure["state_deps"], structure["acc_deps"], fpi, out
@@ -434,8 +433,12 @@ class Agent(PymdpAgent):
         self.F = F
         return qs
 
-    def _fpi_settings(self, params):
-        """``inference_params`` as the kernels read them, (num_iter, dF, dF_tol, compute_vfe)."""
+    def _fpi_settings(self):
+        """``inference_params`` as the kernels read them, (num_iter, dF, dF_tol, compute_vfe); None
+        when they are not legacy's four settings (pymdp then runs and reports)."""
+        params = self.__dict__.get("inference_params")
+        if not isinstance(params, dict) or params.keys() != FPI_DEFAULTS.keys():
+            return None
         key = (params["num_iter"], params["dF"], params["dF_tol"], params["compute_vfe"])
         cached = self.__dict__.get("_fpi")
         if cached is None or cached[0] != key:
@@ -568,8 +571,8 @@ class Agent(PymdpAgent):
         :func:`kernels.sophisticated`: a search of depth ``si_horizon`` over one-step policies, with
         pymdp's pruning thresholds and penalty, gamma 1, and the agent's fixed-point settings."""
         structure = self._structure()
-        params = self.inference_params
-        if structure is None or not isinstance(params, dict) or params.keys() != FPI_DEFAULTS.keys():
+        fpi = self._fpi_settings()
+        if structure is None or fpi is None:
             return None
         A, B = structure["A"], structure["B"]
         policies = self._policy_array(structure)
@@ -579,7 +582,6 @@ class Agent(PymdpAgent):
         C = self._field("C", _c_shape)
         if C is None or len(C) != len(A) or any(c.shape[0] != a.shape[0] for c, a in zip(C, A)):
             return None
-        fpi = self._fpi_settings(params)
         snapshot, h = self._entropy_cache(A)
         P = len(policies)
         G = np.empty(P, dtype=self.dtype)
