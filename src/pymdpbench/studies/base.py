@@ -25,6 +25,19 @@ def model_slug(model):
     return re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
 
 
+def model_parameters(model, horizon, name):
+    """The row parameters of a cell on a named model: its joint sizes, factors and modalities."""
+    return {
+        "p_states": int(np.prod(model.num_states)),
+        "p_obs": int(np.prod(model.num_obs)),
+        "p_actions": int(np.prod(model.num_controls)),
+        "p_horizon": horizon,
+        "p_factors": len(model.num_states),
+        "p_modalities": len(model.num_obs),
+        "model": name,
+    }
+
+
 class Study:
     """What a cell asks of a study. Subclasses fill in the grid, the model and the timed step."""
 
@@ -126,16 +139,7 @@ class SizeGrid(Study):
 
     def row_parameters(self, point):
         if "model" in point:
-            model = self._named(point)
-            return {
-                "p_states": int(np.prod(model.num_states)),
-                "p_obs": int(np.prod(model.num_obs)),
-                "p_actions": int(np.prod(model.num_controls)),
-                "p_horizon": point["horizon"],
-                "p_factors": len(model.num_states),
-                "p_modalities": len(model.num_obs),
-                "model": point["model"],
-            }
+            return model_parameters(self._named(point), point["horizon"], point["model"])
         return {
             "p_states": point["states"],
             "p_obs": point["obs"],

@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from pymdpbench.engines.base import obj_array
-from pymdpbench.studies.base import Study, exact_number
+from pymdpbench.studies.base import Study, exact_number, model_parameters
 
 #: actions of the T-maze (location factor; the reward condition has one, uncontrolled)
 TMAZE_ACTIONS = 4
@@ -148,15 +148,8 @@ class Learning(Study):
         return build_tmaze(reward_probs=[p, 1 - p])
 
     def row_parameters(self, point):
-        model = self._tmaze(point)
         return {
-            "p_states": int(np.prod(model.num_states)),
-            "p_obs": int(np.prod(model.num_obs)),
-            "p_actions": int(np.prod(model.num_controls)),
-            "p_horizon": point["horizon"],
-            "p_factors": len(model.num_states),
-            "p_modalities": len(model.num_obs),
-            "model": "tmaze",
+            **model_parameters(self._tmaze(point), point["horizon"], "tmaze"),
             "p_lr": point["lr"],
             "p_param_info_gain": point["param_info_gain"],
             "p_episodes": point["episodes"],
