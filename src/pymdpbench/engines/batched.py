@@ -190,6 +190,27 @@ def _exp(x):
     return 0.0 if low else out
 
 
+@njit(inline="always", **_JIT)
+def _softmax_columns(x, nb, top, total):
+    """x[:, j] <- softmax(x[:, j]) for the first ``nb`` columns (one agent each, structure of
+    arrays); top and total: (nb,) scratch."""
+    dt = x.dtype
+    for j in range(nb):
+        top[j] = -np.inf
+    for r in range(x.shape[0]):
+        for j in range(nb):
+            top[j] = max(top[j], x[r, j])
+    for j in range(nb):
+        total[j] = dt.type(0)
+    for r in range(x.shape[0]):
+        for j in range(nb):
+            x[r, j] = _exp(x[r, j] - top[j])
+            total[j] += x[r, j]
+    for r in range(x.shape[0]):
+        for j in range(nb):
+            x[r, j] /= total[j]
+
+
 # --------------------------------------------------------------------------------------------
 # kernels: the whole batch in one function each, arrays indexed directly (no per-agent views:
 # a view or a call with array arguments costs reference counting per agent, which measured more
@@ -295,21 +316,10 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                     for s in range(ns):
                         for j in range(nb):
                             q_b[s, j] += lnA[0, row_b[j], s]
-                for j in range(nb):
-                    top_b[j] = -np.inf
                 for s in range(ns):
                     for j in range(nb):
                         q_b[s, j] += _ln(prior_b[s, j] + eps)
-                        top_b[j] = max(top_b[j], q_b[s, j])
-                for j in range(nb):
-                    total_b[j] = zero
-                for s in range(ns):
-                    for j in range(nb):
-                        q_b[s, j] = _exp(q_b[s, j] - top_b[j])
-                        total_b[j] += q_b[s, j]
-                for s in range(ns):
-                    for j in range(nb):
-                        q_b[s, j] /= total_b[j]
+                _softmax_columns(q_b, nb, top_b, total_b)
                 for j in range(nb):
                     for s in range(ns):
                         qs[b0 + j, s] = q_b[s, j]
@@ -384,21 +394,10 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                             values_b[node, j] = value_b[j] + values_b[parent, j]
                     parent_start = start
                     start += n
-                for j in range(nb):
-                    top_b[j] = -np.inf
                 for k in range(num_policies):
                     for j in range(nb):
                         q_pi_b[k, j] = values_b[parent_start + k, j] * gamma_b[j] + lnE[k]
-                        top_b[j] = max(top_b[j], q_pi_b[k, j])
-                for j in range(nb):
-                    total_b[j] = zero
-                for k in range(num_policies):
-                    for j in range(nb):
-                        q_pi_b[k, j] = _exp(q_pi_b[k, j] - top_b[j])
-                        total_b[j] += q_pi_b[k, j]
-                for k in range(num_policies):
-                    for j in range(nb):
-                        q_pi_b[k, j] /= total_b[j]
+                _softmax_columns(q_pi_b, nb, top_b, total_b)
                 for j in range(nb):
                     for k in range(num_policies):
                         G[b0 + j, k] = values_b[parent_start + k, j]
