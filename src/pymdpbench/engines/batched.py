@@ -234,6 +234,9 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                of the unique entry within 1e-8 of the max (deterministic), the first index whose
                cumulative probability exceeds uniforms[i] (stochastic, uniforms given), else -1.
     Shapes: see :data:`Model` and :data:`State`; observations (B, M) int64; uniforms (B,) or (0,).
+    SELECT also sets ``action_i`` of every agent it picks for.
+    Returns the number of agents left to draw (pick -1); or, computing nothing, -1 when an
+    observation is out of range (with POSTERIOR).
     """
     At, lnA, h, Bt, D, lnC, lnE, gammas, alphas, rows, first, settings = model
     qs, action, G, q_pi, p, pick = state
@@ -257,6 +260,11 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
     eps = dt.type(EPS_VAL)
     threshold = dt.type(EXP_M16)
     zero = dt.type(0)
+    if stages & POSTERIOR:
+        for i in range(batch):
+            for m in range(num_modalities):
+                if observations[i, m] < 0 or observations[i, m] >= rows[m + 1] - rows[m]:
+                    return -1
     nodes = 1  # the root (qs) and every policy prefix
     level = 1
     for _ in range(horizon):
@@ -271,7 +279,7 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
         lo = c * batch // chunks
         hi = (c + 1) * batch // chunks
         prior = np.empty(ns, dt)
-        xs = np.zeros((nodes, nsp), dt)
+        xs = np.empty((nodes, nsp), dt)
         values = np.empty(nodes, dt)
         qo = np.empty(nop, dt)
         w = np.empty(nsp, dt)
@@ -282,7 +290,7 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
         top_b = np.empty(blk, dt)
         total_b = np.empty(blk, dt)
         gamma_b = np.empty(blk, dt)
-        xs_b = np.zeros((nodes, nsp, blk), dt)
+        xs_b = np.empty((nodes, nsp, blk), dt)
         values_b = np.empty((nodes, blk), dt)
         value_b = np.empty(blk, dt)
         qo_b = np.empty((nop, blk), dt)
@@ -290,6 +298,10 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
         kept_b = np.empty(blk, np.int64)
         lnC_b = np.empty((nop, blk), dt)
         q_pi_b = np.empty((num_policies, blk), dt)
+        p_b = np.empty((k_draw, blk), dt)
+        pick_b = np.empty(blk, np.int64)
+        count_b = np.empty(blk, np.int64)
+        cumulative_b = np.empty(blk, np.float64)
         for b0 in range(lo, hi, blk):
             nb = min(blk, hi - b0)
             if blocked and stages & POSTERIOR:
@@ -358,9 +370,8 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                                 for j in range(nb):
                                     x = xs_b[node, s, j]
                                     keep = x > threshold
-                                    w_b[s, j] = x if keep else zero
                                     kept_b[j] += keep
-                                    value_b[j] += w_b[s, j] * hs
+                                    value_b[j] += (x if keep else zero) * hs
                             for j in range(nb):
                                 dropped += kept_b[j] < ns
                         # qo = A x; obar = A w equals it for an agent that keeps every state
@@ -379,6 +390,10 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                                     value_b[j] += qo_b[o, j] * lnC_b[o, j]
                         if use_ig:
                             if dropped > 0:  # obar over the kept states only
+                                for s in range(ns):
+                                    for j in range(nb):
+                                        x = xs_b[node, s, j]
+                                        w_b[s, j] = x if x > threshold else zero
                                 for o in range(nop):
                                     for j in range(nb):
                                         qo_b[o, j] = zero
@@ -500,55 +515,74 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                         total += q_pi[i, j]
                     for j in range(num_policies):
                         q_pi[i, j] /= total
-                if stages & SELECT:
-                    if full:
-                        for j in range(num_policies):
-                            p[i, j] = q_pi[i, j]
-                    else:
+            if stages & SELECT:
+                if not (blocked and stages & POLICIES):  # q_pi not in the block scratch
+                    for j in range(nb):
+                        for k in range(num_policies):
+                            q_pi_b[k, j] = q_pi[b0 + j, k]
+                if full:
+                    for k in range(num_policies):
+                        for j in range(nb):
+                            p_b[k, j] = q_pi_b[k, j]
+                else:
+                    for k in range(k_draw):
+                        for j in range(nb):
+                            p_b[k, j] = zero
+                    for k in range(num_policies):
+                        for j in range(nb):
+                            p_b[first[k], j] += q_pi_b[k, j]
+                    for j in range(nb):
+                        total_b[j] = zero
+                    for k in range(k_draw):
+                        for j in range(nb):
+                            total_b[j] += p_b[k, j]
+                    for k in range(k_draw):
+                        for j in range(nb):
+                            p_b[k, j] /= total_b[j]
+                for j in range(nb):
+                    pick_b[j] = -1
+                if stochastic:
+                    for k in range(k_draw):
+                        for j in range(nb):
+                            p_b[k, j] = _ln(p_b[k, j] + eps) * alphas[(b0 + j) * s_l]
+                    _softmax_columns(p_b, nb, top_b, total_b)
+                    if has_uniforms:  # the first action whose cumulative probability exceeds u
+                        for j in range(nb):
+                            cumulative_b[j] = 0.0
+                            count_b[j] = 0
+                            pick_b[j] = k_draw - 1
                         for k in range(k_draw):
-                            p[i, k] = zero
-                        for j in range(num_policies):
-                            p[i, first[j]] += q_pi[i, j]
-                        total = zero
-                        for k in range(k_draw):
-                            total += p[i, k]
-                        for k in range(k_draw):
-                            p[i, k] /= total
-                    chosen = -1
-                    if stochastic:
-                        alpha = alphas[i * s_l]
-                        top = -np.inf
-                        for k in range(k_draw):
-                            p[i, k] = _ln(p[i, k] + eps) * alpha
-                            top = max(top, p[i, k])
-                        total = zero
-                        for k in range(k_draw):
-                            p[i, k] = _exp(p[i, k] - top)
-                            total += p[i, k]
-                        for k in range(k_draw):
-                            p[i, k] /= total
-                        if has_uniforms:
-                            u = uniforms[i]
-                            cumulative = 0.0
-                            chosen = k_draw - 1
-                            for k in range(k_draw):
-                                cumulative += p[i, k]
-                                if u < cumulative:
-                                    chosen = k
-                                    break
-                    else:
-                        top = -np.inf
-                        for k in range(k_draw):
-                            top = max(top, p[i, k])
-                        count = 0
-                        for k in range(k_draw):
-                            if abs(p[i, k] - top) <= TIE_TOL:
-                                count += 1
-                                if count == 1:
-                                    chosen = k
-                        if count > 1:
-                            chosen = -1
-                    pick[i] = chosen
+                            for j in range(nb):
+                                cumulative_b[j] += p_b[k, j]
+                                hit = count_b[j] == 0 and uniforms[b0 + j] < cumulative_b[j]
+                                pick_b[j] = k if hit else pick_b[j]
+                                count_b[j] += hit
+                else:
+                    for j in range(nb):
+                        top_b[j] = -np.inf
+                    for k in range(k_draw):
+                        for j in range(nb):
+                            top_b[j] = max(top_b[j], p_b[k, j])
+                    for j in range(nb):
+                        count_b[j] = 0
+                    for k in range(k_draw - 1, -1, -1):  # the first index within TIE_TOL of the max
+                        for j in range(nb):
+                            near = abs(p_b[k, j] - top_b[j]) <= TIE_TOL
+                            count_b[j] += near
+                            pick_b[j] = k if near else pick_b[j]
+                    for j in range(nb):
+                        pick_b[j] = pick_b[j] if count_b[j] == 1 else -1
+                for j in range(nb):
+                    for k in range(k_draw):
+                        p[b0 + j, k] = p_b[k, j]
+                    pick[b0 + j] = pick_b[j]
+                    if pick_b[j] >= 0:
+                        action[b0 + j] = first[pick_b[j]] if full else pick_b[j]
+    left = 0
+    if stages & SELECT:
+        for i in range(batch):
+            left += pick[i] < 0
+    return left
 
 
 def _learn_batch(model, pA, pB, state, observations, qs_prev, learn_modalities, lr, chunks):
@@ -839,25 +873,34 @@ class BatchedAgent:
     # ---- stepping --------------------------------------------------------------------------------
 
     def _run(self, observations, stages, uniforms=None):
-        numba.set_num_threads(self.threads)
-        kernel = _step_parallel if self.threads > 1 else _step_serial
-        chunks = min(self.batch_size, 4 * self.threads) if self.threads > 1 else 1
-        kernel(
-            self._model, self._state, observations, self._no_uniforms if uniforms is None else uniforms, stages, chunks
-        )
+        """One compiled call of ``stages``; returns the number of agents left to draw."""
+        uniforms = self._no_uniforms if uniforms is None else uniforms
+        if self.threads > 1:
+            numba.set_num_threads(self.threads)
+            chunks = min(self.batch_size, 4 * self.threads)
+            left = _step_parallel(self._model, self._state, observations, uniforms, stages, chunks)
+        else:  # the serial build: no thread pool to set
+            left = _step_serial(self._model, self._state, observations, uniforms, stages, 1)
+        if left < 0:
+            self._check_range(observations)
+        return left
 
     def _observations(self, observations):
+        """(B, M) int64, C-contiguous; the range is checked by :meth:`_check_range`."""
         obs = np.asarray(observations)
-        if obs.shape != (self.batch_size, self.num_modalities) or not np.issubdtype(obs.dtype, np.integer):
+        if obs.shape != (self.batch_size, self.num_modalities) or obs.dtype.kind not in "iu":
             raise ValueError(
                 f"observations must be an integer array of shape ({self.batch_size}, "
                 f"{self.num_modalities}) (agents x modalities), got {obs.dtype} {obs.shape}"
             )
+        return np.ascontiguousarray(obs, dtype=np.int64)
+
+    def _check_range(self, obs):
+        """Raises naming the first agent and modality whose observation is out of range."""
         bad = (obs < 0) | (obs >= np.asarray(self.num_obs))
         if bad.any():
             i, m = np.argwhere(bad)[0]
             raise ValueError(f"observation of agent {i}, modality {m} is {obs[i, m]}, outside 0..{self.num_obs[m] - 1}")
-        return np.ascontiguousarray(obs, dtype=np.int64)
 
     def _uniforms(self):
         if self.draws == "uniform" and self.action_selection == "stochastic":
@@ -867,9 +910,8 @@ class BatchedAgent:
     def step(self, observations):
         """infer_states, infer_policies and sample_action for every agent (one compiled call, then
         the draws); returns the actions (B, 1) int64."""
-        obs = self._observations(observations)
-        self._run(obs, POSTERIOR | POLICIES | SELECT, self._uniforms())
-        return self._finish_actions()
+        left = self._run(self._observations(observations), POSTERIOR | POLICIES | SELECT, self._uniforms())
+        return self._finish_actions(left)
 
     def infer_states(self, observations):
         """Posterior of every agent from its empirical prior and its observations (B, M)."""
@@ -883,22 +925,21 @@ class BatchedAgent:
 
     def sample_action(self):
         """Every agent's action from its q_pi (B, 1) int64, drawn as ``draws`` says."""
-        self._run(self._no_obs_for_batch(), SELECT, self._uniforms())
-        return self._finish_actions()
+        return self._finish_actions(self._run(self._no_obs_for_batch(), SELECT, self._uniforms()))
 
     def _no_obs_for_batch(self):
         return np.zeros((self.batch_size, self.num_modalities), np.int64)
 
-    def _finish_actions(self):
-        """Draws for the agents the compiled call left (pick -1), in agent order, as pymdp draws them
-        (``select_highest``: np.random.choice on a tie; ``np.random.multinomial`` when stochastic)."""
+    def _finish_actions(self, left):
+        """Draws for the ``left`` agents the compiled call left (pick -1), in agent order, as pymdp draws
+        them (``select_highest``: np.random.choice on a tie; ``np.random.multinomial`` when stochastic)."""
         state = self._state
-        for i in np.flatnonzero(state.pick < 0):
+        for i in np.flatnonzero(state.pick < 0) if left else ():
             if self.action_selection == "deterministic":
                 state.pick[i] = select_highest(np.asarray(state.p[i], dtype=np.float64))
             else:
                 state.pick[i] = int(np.random.multinomial(1, self._draw_probabilities(state.p[i])).argmax())
-        state.action[:] = self._action_of[state.pick, 0]
+            state.action[i] = self._action_of[state.pick[i], 0]
         return state.action[:, None].copy()
 
     def _draw_probabilities(self, p):
@@ -922,6 +963,7 @@ class BatchedAgent:
         """pA_m[o_m] += lr_pA qs [A_m[o_m] > 0] for the modalities to learn, then A = norm(pA), for
         every agent; observations (B, M). Returns pA (per modality, (B, No_m, Ns))."""
         obs = self._observations(observations)
+        self._check_range(obs)
         self._learn(obs, self._state.qs, "pA")
         return self.pA
 
