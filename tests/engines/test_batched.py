@@ -111,6 +111,16 @@ def test_several_blocks_of_agents_equal_numba_agents():
     assert_same(batched, singles, 1e-10)
 
 
+@pytest.mark.parametrize("states", [1, 40])
+def test_model_sizes_equal_numba_agents(states):
+    # one state (the smallest block products) and more states than a vector of agents
+    model, kwargs = model_kwargs(states=states, obs=(5, 41), policy_len=2)
+    obs = observations(model, 11, steps=3)
+    singles = run_singles(get_engine("numba"), [kwargs] * 11, obs)
+    batched = run_batched(BatchedAgent, kwargs, obs)
+    assert_same(batched, singles, 1e-10)
+
+
 def test_every_agent_equals_pymdps_legacy_agent():
     model, kwargs = model_kwargs(policy_len=2, action_selection="stochastic")
     obs = observations(model, 5)

@@ -26,12 +26,14 @@ hidden-state factor, any number of modalities, any policy length:
 Policies are evaluated over the policy tree as in the numba engine: the ``U + ... + U^H`` distinct
 policy prefixes once each, ``G`` of a policy the sum along its path.
 
-Loop structure: with a shared ``A`` and ``B`` and up to 32 (padded) states, the posterior and the
-policies run on blocks of agents (up to 128) held in structure-of-arrays scratch (state or outcome
-index outer, agent index innermost and contiguous), so that the innermost loops, the vectorising
-``log`` and ``exp`` included, run over the agents of a block; each block's ``qs``, ``G`` and ``q_pi``
-are copied in and out of the (B, ...) arrays. With a per-agent ``A`` or ``B`` (learning) or more
-states, agents run one by one, the inner loops over states. Action selection runs agent by agent.
+Loop structure: with a shared ``A`` and ``B`` the posterior, the policies and the action selection
+run on blocks of agents (up to 128) held in structure-of-arrays scratch (state or outcome index
+outer, agent index innermost and contiguous), so that the innermost loops, the vectorising ``log``
+and ``exp`` included, run over the agents of a block, and the policy tree's products with ``B`` and
+``A`` are one matrix product per node for the whole block (``np.dot``, numba's call into BLAS);
+each block's ``qs``, ``G`` and ``q_pi`` are copied in and out of the
+(B, ...) arrays. With a per-agent ``A`` or ``B`` (learning) the posterior and the policies run
+agent by agent, the inner loops over states; the action selection runs on blocks as well.
 Every agent's numbers are those of the agent-by-agent loop to rounding.
 
 Random draws (``draws``):
@@ -96,10 +98,6 @@ LANES = 8
 #: numbers.
 MAX_BLOCK = 128
 BLOCK_SCRATCH = 8192
-#: Up to this many (padded) states the shared-model kernel runs agents in blocks; above, agent by agent,
-#: whose inner loops are long enough to vectorise over states (measured at 64 states, one thread:
-#: 4.1 us per agent-step for the policies agent by agent, 4.4 us in blocks).
-MAX_BLOCKED_STATES = 32
 
 #: kernel stages (bit mask)
 POSTERIOR, POLICIES, SELECT = 1, 2, 4
@@ -270,10 +268,10 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
     for _ in range(horizon):
         level *= nu
         nodes += level
-    # shared A and B (no per-agent likelihood or transitions), up to MAX_BLOCKED_STATES states: blocks of agents in structure-of-arrays
+    # shared A and B (no per-agent likelihood or transitions): blocks of agents in structure-of-arrays
     # scratch, [state, agent], so that the innermost loops run over the agents of a block with unit
     # stride and vectorise (the logs and exps included); else agent by agent
-    blocked = s_a == 0 and s_b == 0 and has_lnA and nsp <= MAX_BLOCKED_STATES
+    blocked = s_a == 0 and s_b == 0 and has_lnA
     blk = min(MAX_BLOCK, max(LANES, BLOCK_SCRATCH // (nodes * nsp) // LANES * LANES))
     for c in prange(chunks):
         lo = c * batch // chunks
@@ -290,11 +288,11 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
         top_b = np.empty(blk, dt)
         total_b = np.empty(blk, dt)
         gamma_b = np.empty(blk, dt)
-        xs_b = np.empty((nodes, nsp, blk), dt)
+        xs_b = np.zeros((nodes, nsp, blk), dt)  # (finite in the columns past a last, partial block)
         values_b = np.empty((nodes, blk), dt)
         value_b = np.empty(blk, dt)
         qo_b = np.empty((nop, blk), dt)
-        w_b = np.empty((nsp, blk), dt)
+        w_b = np.zeros((nsp, blk), dt)
         kept_b = np.empty(blk, np.int64)
         lnC_b = np.empty((nop, blk), dt)
         q_pi_b = np.empty((num_policies, blk), dt)
@@ -352,14 +350,7 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                         node = start + k
                         parent = parent_start + k // nu
                         a = k % nu
-                        for r in range(nsp):
-                            for j in range(nb):
-                                xs_b[node, r, j] = zero
-                        for s in range(ns):
-                            for r in range(nsp):
-                                b = Bt[0, a, s, r]
-                                for j in range(nb):
-                                    xs_b[node, r, j] += b * xs_b[parent, s, j]
+                        np.dot(Bt[0, a].T, xs_b[parent, :ns], xs_b[node])  # every agent of the block at once
                         for j in range(nb):
                             value_b[j] = zero
                             kept_b[j] = 0
@@ -376,14 +367,7 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                                 dropped += kept_b[j] < ns
                         # qo = A x; obar = A w equals it for an agent that keeps every state
                         if use_util or (use_ig and dropped == 0):
-                            for o in range(nop):
-                                for j in range(nb):
-                                    qo_b[o, j] = zero
-                            for s in range(ns):
-                                for o in range(nop):
-                                    a_so = At[0, s, o]
-                                    for j in range(nb):
-                                        qo_b[o, j] += a_so * xs_b[node, s, j]
+                            np.dot(At[0].T, xs_b[node, :ns], qo_b)
                         if use_util:
                             for o in range(nop):
                                 for j in range(nb):
@@ -391,17 +375,10 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                         if use_ig:
                             if dropped > 0:  # obar over the kept states only
                                 for s in range(ns):
-                                    for j in range(nb):
+                                    for j in range(blk):
                                         x = xs_b[node, s, j]
                                         w_b[s, j] = x if x > threshold else zero
-                                for o in range(nop):
-                                    for j in range(nb):
-                                        qo_b[o, j] = zero
-                                for s in range(ns):
-                                    for o in range(nop):
-                                        a_so = At[0, s, o]
-                                        for j in range(nb):
-                                            qo_b[o, j] += a_so * w_b[s, j]
+                                np.dot(At[0].T, w_b[:ns], qo_b)
                             for o in range(nop):
                                 for j in range(nb):
                                     value_b[j] -= qo_b[o, j] * dt.type(_ln(qo_b[o, j] + eps))
