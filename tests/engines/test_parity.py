@@ -159,6 +159,9 @@ CASES = [
     _case("3f-E-C2d-marginal-stoch", [3, 2, 2], [2, 3], [2, 2, 2], H=2, E=True, c2d=True, mode=1, seed=26),
     _case("2f-ties", [3, 3], [3], [2, 2], H=2, tie=True, seed=27),
     _case("2f-64-states", [8, 8], [6], [4, 2], density=0.5, T=4, seed=28),
+    # arrays large enough for the kernels' BLAS products (kernels.BLAS_MIN_ENTRIES)
+    _case("1f-48-states", [48], [50, 3], [3], H=2, density=0.5, seed=40),
+    _case("2f-large-joint", [24, 4], [30, 5], [3, 2], density=0.6, afl=[[0, 1], [1]], bfl=[[0, 1], [1]], seed=41),
     _case("4f", [3, 2, 2, 3], [3, 4], [2, 2, 1, 2], afl=[[0, 1], [2, 3]], mode=1, seed=29),
     # the rest of the legacy surface
     _case("2f-control-fac-idx", [4, 3], [4, 3], [2, 3], H=2, control_fac_idx=[1], seed=30),

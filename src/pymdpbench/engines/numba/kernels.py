@@ -27,6 +27,12 @@ from pymdpbench.engines.legacy_math import EPS_VAL, EXP_M16, TIE_TOL
 
 _JIT = {"cache": True, "fastmath": {"reassoc", "contract"}}
 
+#: Entries of a matrix or transition array from which its products run in BLAS: below, the loops are faster
+#: (measured, 4 actions: 16 states 0.33 us in loops against 0.35 in BLAS, 64 states 7.4 against 3.2,
+#: 256 states 196 against 65).
+BLAS_MIN_ENTRIES = 2048
+
+
 
 @njit(**_JIT)
 def _softmax_inplace(x):
@@ -50,7 +56,10 @@ def _dot(x, y):
 
 @njit(**_JIT)
 def _matvec(M, x, out):
-    """out = M @ x; M (n, k) C-contiguous rows."""
+    """out = M @ x; M (n, k) C-contiguous rows; BLAS from BLAS_MIN_ENTRIES entries."""
+    if M.size >= BLAS_MIN_ENTRIES:
+        np.dot(M, x, out)
+        return
     for i in range(M.shape[0]):
         acc = M.dtype.type(0)
         for j in range(M.shape[1]):
@@ -76,6 +85,49 @@ def _kron_into(deps, row, states, offsets, out):
                 out[i * size + j] = v * states[start + j]
         n *= size
     return n
+
+
+@njit(**_JIT)
+def _transition_all(Bf, x, out):
+    """out[a * Ns + s] = sum_j Bf[s, j, a] x[j] for every action a: the next states under each action,
+    one pass over ``Bf`` (Ns, S, Nu) in its own layout. Above BLAS_MIN_ENTRIES as one matrix product,
+    Bf as (Ns, S Nu) times the (S Nu, Nu) matrix that holds x[j] at row j Nu + a of column a."""
+    ns, n, nu = Bf.shape
+    if Bf.size >= BLAS_MIN_ENTRIES:
+        spread = np.zeros((n * nu, nu), Bf.dtype)
+        for j in range(n):
+            for a in range(nu):
+                spread[j * nu + a, a] = x[j]
+        product = np.dot(Bf.reshape(ns, n * nu), spread)
+        for s in range(ns):
+            for a in range(nu):
+                out[a * ns + s] = product[s, a]
+        return
+    for s in range(ns):
+        for a in range(nu):
+            acc = Bf.dtype.type(0)
+            for j in range(n):
+                acc += Bf[s, j, a] * x[j]
+            out[a * ns + s] = acc
+
+
+@njit(**_JIT)
+def _transition(Bf, x, a, out):
+    """out[s] = sum_j Bf[s, j, a] x[j]: the next states under action a. Above BLAS_MIN_ENTRIES a matrix
+    product with x spread to rows j Nu + a (one pass over ``Bf`` in its own layout, as the loop's
+    stride-Nu reads make anyway)."""
+    ns, n, nu = Bf.shape
+    if Bf.size >= BLAS_MIN_ENTRIES:
+        spread = np.zeros(n * nu, Bf.dtype)
+        for j in range(n):
+            spread[j * nu + a] = x[j]
+        np.dot(Bf.reshape(ns, n * nu), spread, out)
+        return
+    for s in range(ns):
+        acc = Bf.dtype.type(0)
+        for j in range(n):
+            acc += Bf[s, j, a] * x[j]
+        out[s] = acc
 
 
 @njit(**_JIT)
@@ -181,13 +233,10 @@ def infer_states(A, B, prev, first, action, obs, deps, acc_deps, fpi, out):
         work = np.empty(max(1, _max_joint(B)), dt)
         for f in range(F):
             n = _kron_into(deps, M + f, packed_prev, offsets, work)
-            Bf = B[f]
-            a = int(action[f])
-            for s in range(Bf.shape[0]):
-                acc = dt.type(0)
-                for j in range(n):
-                    acc += Bf[s, j, a] * work[j]
-                log_prior[offsets[f] + s] = np.log(acc + eps)
+            seg = log_prior[offsets[f] : offsets[f + 1]]
+            _transition(B[f], work[:n], int(action[f]), seg)
+            for s in range(seg.shape[0]):
+                seg[s] = np.log(seg[s] + eps)
     _posterior(A, obs, log_prior, offsets, deps, acc_deps, fpi, out)
     return True
 
@@ -271,11 +320,11 @@ def refresh_entropy(A, snapshot, h):
         no, ns = Am.shape
         same = True
         for o in range(no):
-            for s in range(ns):
-                if Am[o, s] != snapshot[a_start + o * ns + s]:
-                    same = False
-                    break
-            if not same:
+            differs = False
+            for s in range(ns):  # no early exit inside a row: the comparison vectorises
+                differs |= Am[o, s] != snapshot[a_start + o * ns + s]
+            if differs:
+                same = False
                 break
         if not same:
             for s in range(ns):
@@ -392,10 +441,6 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
     for f in range(F):
         kid_start[f + 1] = kid_start[f] + B[f].shape[0] * B[f].shape[2]
     kids = np.empty((H, kid_start[-1]), dt)
-    nu_max = 1
-    for f in range(F):
-        nu_max = max(nu_max, B[f].shape[2])
-    row_acc = np.empty(nu_max, dt)
     states = np.empty((H + 1, ns_total), dt)
     for f in range(F):
         for i in range(qs[f].shape[0]):
@@ -428,18 +473,7 @@ def policy_values(A, B, C, snapshot, h, E, qs, policies, deps, pA, pB, flags, ga
             if t > start or p == 0:
                 for f in range(F):
                     n = _kron_into(deps, M + f, states[t], offsets, parent_in)
-                    Bf = B[f]
-                    ns_f, nu_f = Bf.shape[0], Bf.shape[2]
-                    kid = kids[t, kid_start[f] : kid_start[f + 1]]
-                    for s in range(ns_f):  # row s of B_f is a contiguous (S, Nu) block: one pass, Nu sums
-                        acc = row_acc[:nu_f]
-                        acc[:] = 0
-                        for j in range(n):
-                            xj = parent_in[j]
-                            for a in range(nu_f):
-                                acc[a] += Bf[s, j, a] * xj
-                        for a in range(nu_f):
-                            kid[a * ns_f + s] = acc[a]
+                    _transition_all(B[f], parent_in[:n], kids[t, kid_start[f] : kid_start[f + 1]])
             value = dt.type(0)
             for f in range(F):
                 a = policies[p, t, f]
