@@ -155,12 +155,12 @@ def _pymdp_generative_models():
         yield {k: model[k] for k in ("A", "B", "C", "D")}, horizon
 
 
-@pytest.mark.parametrize("kwargs,horizon", list(_pymdp_generative_models()), ids=["tmaze-null", "scene", "rdm"])
-def test_pymdps_own_generative_models_step_as_pymdp(monkeypatch, kwargs, horizon):
+def _step_like_pymdp(monkeypatch, kwargs, horizon, steps=6):
+    """The numba Agent, on compiled paths only, steps as pymdp's Agent does (1e-10, same actions)."""
     import copy
 
     rng = np.random.default_rng(0)
-    stream = [[int(rng.integers(a.shape[0])) for a in kwargs["A"]] for _ in range(6)]
+    stream = [[int(rng.integers(a.shape[0])) for a in kwargs["A"]] for _ in range(steps)]
 
     def run(cls):
         agent = cls(**copy.deepcopy(kwargs), policy_len=horizon)
@@ -177,3 +177,15 @@ def test_pymdps_own_generative_models_step_as_pymdp(monkeypatch, kwargs, horizon
     for ref, got in zip(reference, run(Agent)):
         for x, y in zip(ref, got):
             np.testing.assert_allclose(y, x, atol=1e-10)
+
+
+@pytest.mark.parametrize("kwargs,horizon", list(_pymdp_generative_models()), ids=["tmaze-null", "scene", "rdm"])
+def test_pymdps_own_generative_models_step_as_pymdp(monkeypatch, kwargs, horizon):
+    _step_like_pymdp(monkeypatch, kwargs, horizon)
+
+
+def test_a_model_large_enough_for_every_blas_product_steps_as_pymdp(monkeypatch):
+    # B of 256 x 256 x 4 entries: its products under every action row by row (kernels.BLAS_ROW_ENTRIES)
+    assert 256 * 256 * 4 >= numba_engine.kernels.BLAS_ROW_ENTRIES
+    model = random_model(5, [256], [128], [4])
+    _step_like_pymdp(monkeypatch, model.agent_kwargs(), 1, steps=3)
