@@ -38,7 +38,6 @@ BLAS_MIN_ENTRIES = 2048
 BLAS_ROW_ENTRIES = 2**18
 
 
-
 @njit(**_JIT)
 def _softmax_inplace(x):
     """x <- exp(x - max x) / sum exp(x - max x); x (n,)."""
