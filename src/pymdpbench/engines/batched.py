@@ -263,11 +263,12 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
             for m in range(num_modalities):
                 if observations[i, m] < 0 or observations[i, m] >= rows[m + 1] - rows[m]:
                     return -1
-    nodes = 1  # the root (qs) and every policy prefix
-    level = 1
+    nodes = 1  # the root (qs) and every policy prefix, breadth first: node k > 0 is reached by action
+    level = 1  # (k - 1) % nu from node (k - 1) // nu; the leaves, one per policy, come last
     for _ in range(horizon):
         level *= nu
         nodes += level
+    leaves = nodes - level
     # shared A and B (no per-agent likelihood or transitions): blocks of agents in structure-of-arrays
     # scratch, [state, agent], so that the innermost loops run over the agents of a block with unit
     # stride and vectorise (the logs and exps included); else agent by agent
@@ -341,58 +342,50 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                     gamma_b[j] = gammas[(b0 + j) * s_g]
                     for o in range(nop):
                         lnC_b[o, j] = lnC[(b0 + j) * s_c, o]
-                start = 1
-                parent_start = 0
-                n = 1
-                for _ in range(horizon):
-                    n *= nu
-                    for k in range(n):
-                        node = start + k
-                        parent = parent_start + k // nu
-                        a = k % nu
-                        np.dot(Bt[0, a].T, xs_b[parent, :ns], xs_b[node])  # every agent of the block at once
-                        for j in range(nb):
-                            value_b[j] = zero
-                            kept_b[j] = 0
-                        dropped = 0  # agents of the block with a state at or below e^-16
-                        if use_ig:
-                            for s in range(nsp):
-                                hs = h[0, s]
-                                for j in range(nb):
-                                    x = xs_b[node, s, j]
-                                    keep = x > threshold
-                                    kept_b[j] += keep
-                                    value_b[j] += (x if keep else zero) * hs
+                for node in range(1, nodes):  # breadth first (see ``leaves``)
+                    parent = (node - 1) // nu
+                    a = (node - 1) % nu
+                    np.dot(Bt[0, a].T, xs_b[parent, :ns], xs_b[node])  # every agent of the block at once
+                    for j in range(nb):
+                        value_b[j] = zero
+                        kept_b[j] = 0
+                    dropped = 0  # agents of the block with a state at or below e^-16
+                    if use_ig:
+                        for s in range(nsp):
+                            hs = h[0, s]
                             for j in range(nb):
-                                dropped += kept_b[j] < ns
-                        # qo = A x; obar = A w equals it for an agent that keeps every state
-                        if use_util or (use_ig and dropped == 0):
-                            np.dot(At[0].T, xs_b[node, :ns], qo_b)
-                        if use_util:
-                            for o in range(nop):
-                                for j in range(nb):
-                                    value_b[j] += qo_b[o, j] * lnC_b[o, j]
-                        if use_ig:
-                            if dropped > 0:  # obar over the kept states only
-                                for s in range(ns):
-                                    for j in range(blk):
-                                        x = xs_b[node, s, j]
-                                        w_b[s, j] = x if x > threshold else zero
-                                np.dot(At[0].T, w_b[:ns], qo_b)
-                            for o in range(nop):
-                                for j in range(nb):
-                                    value_b[j] -= qo_b[o, j] * dt.type(_ln(qo_b[o, j] + eps))
+                                x = xs_b[node, s, j]
+                                keep = x > threshold
+                                kept_b[j] += keep
+                                value_b[j] += (x if keep else zero) * hs
                         for j in range(nb):
-                            values_b[node, j] = value_b[j] + values_b[parent, j]
-                    parent_start = start
-                    start += n
+                            dropped += kept_b[j] < ns
+                    # qo = A x; obar = A w equals it for an agent that keeps every state
+                    if use_util or (use_ig and dropped == 0):
+                        np.dot(At[0].T, xs_b[node, :ns], qo_b)
+                    if use_util:
+                        for o in range(nop):
+                            for j in range(nb):
+                                value_b[j] += qo_b[o, j] * lnC_b[o, j]
+                    if use_ig:
+                        if dropped > 0:  # obar over the kept states only
+                            for s in range(ns):
+                                for j in range(blk):
+                                    x = xs_b[node, s, j]
+                                    w_b[s, j] = x if x > threshold else zero
+                            np.dot(At[0].T, w_b[:ns], qo_b)
+                        for o in range(nop):
+                            for j in range(nb):
+                                value_b[j] -= qo_b[o, j] * dt.type(_ln(qo_b[o, j] + eps))
+                    for j in range(nb):
+                        values_b[node, j] = value_b[j] + values_b[parent, j]
                 for k in range(num_policies):
                     for j in range(nb):
-                        q_pi_b[k, j] = values_b[parent_start + k, j] * gamma_b[j] + lnE[k]
+                        q_pi_b[k, j] = values_b[leaves + k, j] * gamma_b[j] + lnE[k]
                 _softmax_columns(q_pi_b, nb, top_b, total_b)
                 for j in range(nb):
                     for k in range(num_policies):
-                        G[b0 + j, k] = values_b[parent_start + k, j]
+                        G[b0 + j, k] = values_b[leaves + k, j]
                         q_pi[b0 + j, k] = q_pi_b[k, j]
             for i in range(b0, b0 + nb):
                 ka = i * s_a
@@ -434,56 +427,48 @@ def _step_batch(model, state, observations, uniforms, stages, chunks):
                     for s in range(ns):
                         xs[0, s] = qs[i, s]
                     values[0] = zero
-                    start = 1
-                    parent_start = 0
-                    n = 1
-                    for _ in range(horizon):
-                        n *= nu
-                        for k in range(n):
-                            node = start + k
-                            parent = parent_start + k // nu
-                            a = k % nu
+                    for node in range(1, nodes):  # breadth first (see ``leaves``)
+                        parent = (node - 1) // nu
+                        a = (node - 1) % nu
+                        for r in range(nsp):
+                            xs[node, r] = zero
+                        for s in range(ns):
+                            q = xs[parent, s]
                             for r in range(nsp):
-                                xs[node, r] = zero
+                                xs[node, r] += Bt[kb, a, s, r] * q
+                        value = zero
+                        kept = 0
+                        if use_ig:
+                            for s in range(nsp):
+                                keep = xs[node, s] > threshold
+                                w[s] = xs[node, s] if keep else zero
+                                kept += keep
+                                value += w[s] * h[ka, s]
+                        if use_util or (use_ig and kept == ns):
+                            for o in range(nop):
+                                qo[o] = zero
                             for s in range(ns):
-                                q = xs[parent, s]
-                                for r in range(nsp):
-                                    xs[node, r] += Bt[kb, a, s, r] * q
-                            value = zero
-                            kept = 0
-                            if use_ig:
-                                for s in range(nsp):
-                                    keep = xs[node, s] > threshold
-                                    w[s] = xs[node, s] if keep else zero
-                                    kept += keep
-                                    value += w[s] * h[ka, s]
-                            if use_util or (use_ig and kept == ns):
+                                q = xs[node, s]
+                                for o in range(nop):
+                                    qo[o] += At[ka, s, o] * q
+                        if use_util:
+                            for o in range(nop):
+                                value += qo[o] * lnC[kc, o]
+                        if use_ig:
+                            if kept < ns:  # obar over the kept states only
                                 for o in range(nop):
                                     qo[o] = zero
                                 for s in range(ns):
-                                    q = xs[node, s]
+                                    q = w[s]
                                     for o in range(nop):
                                         qo[o] += At[ka, s, o] * q
-                            if use_util:
-                                for o in range(nop):
-                                    value += qo[o] * lnC[kc, o]
-                            if use_ig:
-                                if kept < ns:  # obar over the kept states only
-                                    for o in range(nop):
-                                        qo[o] = zero
-                                    for s in range(ns):
-                                        q = w[s]
-                                        for o in range(nop):
-                                            qo[o] += At[ka, s, o] * q
-                                for o in range(nop):
-                                    value -= qo[o] * dt.type(_ln(qo[o] + eps))
-                            values[node] = value + values[parent]
-                        parent_start = start
-                        start += n
+                            for o in range(nop):
+                                value -= qo[o] * dt.type(_ln(qo[o] + eps))
+                        values[node] = value + values[parent]
                     gamma = gammas[i * s_g]
                     top = -np.inf
                     for j in range(num_policies):
-                        G[i, j] = values[parent_start + j]
+                        G[i, j] = values[leaves + j]
                         q_pi[i, j] = G[i, j] * gamma + lnE[j]
                         top = max(top, q_pi[i, j])
                     total = zero
